@@ -1,0 +1,91 @@
+"""Type stubs of ferrotls._core, the Rust crypto core (rust/src)."""
+
+from typing import List, Tuple, Union
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+MAX_FRAGMENT: int
+
+class RecordError(ValueError):
+    """A record could not be sealed or opened; args[0] names the TLS alert to send
+    ("bad_record_mac", "record_overflow", "protocol_version", "unexpected_message",
+    "internal_error"), args[1] says what happened."""
+
+class RecordSealer:
+    """Protects outgoing records of one direction.
+
+    cipher: AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305 or, for TLS 1.2,
+    AES_{128,256}_CBC_{SHA,SHA256,SHA384}. iv: the 4-byte GCM salt (TLS 1.2), the 12-byte IV
+    (ChaCha20-Poly1305, TLS 1.3), or b"" for CBC. mac_key: CBC suites only.
+    """
+
+    def __init__(
+        self,
+        cipher: str,
+        key: bytes,
+        iv: bytes,
+        mac_key: bytes = b"",
+        *,
+        tls13: bool = False,
+        encrypt_then_mac: bool = False,
+        sequence_number: int = 0,
+    ) -> None: ...
+    def seal(self, content_type: int, data: Buffer, max_fragment: int = 16384) -> bytes:
+        """All the records for `data` (fragments of at most max_fragment bytes), headers
+        included, in one bytes object. Raises RecordError("internal_error", ...) rather than let
+        the sequence number wrap."""
+    @property
+    def sequence_number(self) -> int: ...
+
+class RecordOpener:
+    """Opens incoming records of one direction; same arguments as RecordSealer."""
+
+    def __init__(
+        self,
+        cipher: str,
+        key: bytes,
+        iv: bytes,
+        mac_key: bytes = b"",
+        *,
+        tls13: bool = False,
+        encrypt_then_mac: bool = False,
+        sequence_number: int = 0,
+    ) -> None: ...
+    def open(self, data: Buffer) -> Tuple[List[Tuple[int, bytes]], int]:
+        """Opens the complete records at the start of `data`: returns (content type, plaintext)
+        pairs, consecutive application data merged, and how many bytes were consumed. Stops after
+        a record that is not application data. A bad record raises RecordError when it comes
+        first; after good ones it ends the batch and the next call raises. In TLS 1.3 an
+        unprotected change_cipher_spec record is passed through as (20, body)."""
+    @property
+    def sequence_number(self) -> int: ...
+
+def tls12_prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
+    """P_hash of RFC 5246 section 5; hash_name "sha256" or "sha384"."""
+
+def master_secret(hash_name: str, premaster: bytes, client_random: bytes, server_random: bytes) -> bytes: ...
+def extended_master_secret(hash_name: str, premaster: bytes, session_hash: bytes) -> bytes: ...
+def key_block(hash_name: str, master: bytes, server_random: bytes, client_random: bytes, length: int) -> bytes: ...
+def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes: ...
+def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes, length: int) -> bytes: ...
+def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes: ...
+def rsa_premaster(private_key_der: bytes, ciphertext: bytes, client_version: int) -> bytes:
+    """Always 48 bytes: the premaster, or an indistinguishable substitute for a malformed block
+    (implicit rejection). ValueError only for a wrong ciphertext length or a non-RSA key."""
+
+class EphemeralKey:
+    """An ECDHE key pair: group "x25519", "secp256r1" or "secp384r1"."""
+
+    def __init__(self, group: str) -> None: ...
+    @property
+    def public_bytes(self) -> bytes: ...
+    def exchange(self, peer_public: bytes) -> bytes: ...
+
+def sign(scheme: str, private_key_der: bytes, message: bytes) -> bytes:
+    """Signs with a PKCS#8 DER key; scheme is a TLS SignatureScheme name such as
+    "rsa_pss_rsae_sha256" or "ecdsa_secp256r1_sha256"."""
+
+def verify(scheme: str, public_key_der: bytes, message: bytes, signature: bytes) -> bool:
+    """Checks a signature with a SubjectPublicKeyInfo DER key; "rsa_pkcs1_sha1" is accepted here."""
+
+def random_bytes(n: int) -> bytes: ...

@@ -1,0 +1,423 @@
+//! Record protection (RFC 5246 section 6.2, RFC 8446 section 5): one object per direction holds
+//! the keys and the sequence number, seals a whole write into consecutive records in one call and
+//! opens every complete record of a receive buffer in one call, with the GIL released.
+
+use crate::cbc::{CbcCipher, MacHash};
+use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyList};
+
+/// legacy_record_version of every protected record, TLS 1.2 and 1.3 alike.
+pub const RECORD_VERSION: u16 = 0x0303;
+pub const MAX_FRAGMENT: usize = 1 << 14;
+const HEADER_LEN: usize = 5;
+const TAG_LEN: usize = 16;
+const CHANGE_CIPHER_SPEC: u8 = 20;
+const APPLICATION_DATA: u8 = 23;
+
+create_exception!(
+    _core,
+    RecordError,
+    PyValueError,
+    "A record could not be sealed or opened; args[0] names the TLS alert to send."
+);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Any decryption failure: bad tag, bad MAC, bad padding, impossible length.
+    BadRecordMac,
+    RecordOverflow,
+    ProtocolVersion,
+    /// TLS 1.3: a protected record whose inner plaintext has no content type.
+    UnexpectedMessage,
+    SequenceExhausted,
+}
+
+impl Error {
+    pub fn alert(self) -> &'static str {
+        match self {
+            Error::BadRecordMac => "bad_record_mac",
+            Error::RecordOverflow => "record_overflow",
+            Error::ProtocolVersion => "protocol_version",
+            Error::UnexpectedMessage => "unexpected_message",
+            Error::SequenceExhausted => "internal_error",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Error::BadRecordMac => "decryption failed or bad record mac",
+            Error::RecordOverflow => "record too long",
+            Error::ProtocolVersion => "wrong record version",
+            Error::UnexpectedMessage => "protected record without a content type",
+            Error::SequenceExhausted => "record sequence number exhausted",
+        }
+    }
+}
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> PyErr {
+        RecordError::new_err((e.alert(), e.message()))
+    }
+}
+
+enum NonceKind {
+    /// TLS 1.2 AES-GCM (RFC 5288 section 3): 4-byte salt || 8-byte explicit nonce, sent.
+    Explicit([u8; 4]),
+    /// ChaCha20-Poly1305 in TLS 1.2 (RFC 7905 section 2) and every TLS 1.3 AEAD (RFC 8446
+    /// 5.3): the 12-byte IV XOR the padded sequence number, not sent.
+    Xor([u8; 12]),
+}
+
+enum Protection {
+    Aead { key: LessSafeKey, nonce: NonceKind },
+    Cbc(CbcCipher),
+}
+
+/// The keys and sequence number of one direction.
+pub struct RecordCipher {
+    protection: Protection,
+    tls13: bool,
+    seq: u64,
+}
+
+fn fixed<const N: usize>(iv: &[u8], what: &str) -> Result<[u8; N], String> {
+    iv.try_into().map_err(|_| format!("{what} must be {N} bytes, not {}", iv.len()))
+}
+
+impl RecordCipher {
+    /// `cipher` is the bulk part of a suite name: AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305,
+    /// or AES_{128,256}_CBC_{SHA,SHA256,SHA384} (TLS 1.2 only).
+    pub fn new(cipher: &str, key: &[u8], iv: &[u8], mac_key: &[u8], tls13: bool, encrypt_then_mac: bool, seq: u64) -> Result<Self, String> {
+        let aead_alg = match cipher {
+            "AES_128_GCM" => Some(&aead::AES_128_GCM),
+            "AES_256_GCM" => Some(&aead::AES_256_GCM),
+            "CHACHA20_POLY1305" => Some(&aead::CHACHA20_POLY1305),
+            _ => None,
+        };
+        let protection = if let Some(alg) = aead_alg {
+            if !mac_key.is_empty() || encrypt_then_mac {
+                return Err(format!("{cipher} takes no MAC key and no encrypt-then-MAC"));
+            }
+            let key = UnboundKey::new(alg, key).map_err(|_| format!("{cipher} needs a {}-byte key", alg.key_len()))?;
+            let nonce = if tls13 || cipher == "CHACHA20_POLY1305" {
+                NonceKind::Xor(fixed(iv, "the IV")?)
+            } else {
+                NonceKind::Explicit(fixed(iv, "the GCM salt")?)
+            };
+            Protection::Aead { key: LessSafeKey::new(key), nonce }
+        } else {
+            let (aes, mac) = cipher
+                .strip_prefix("AES_")
+                .and_then(|rest| rest.split_once("_CBC_"))
+                .ok_or_else(|| format!("unknown cipher {cipher:?}"))?;
+            let mac = MacHash::from_name(mac).ok_or_else(|| format!("unknown MAC in {cipher:?}"))?;
+            if tls13 {
+                return Err("TLS 1.3 has no CBC ciphers".into());
+            }
+            let key_len = match aes {
+                "128" => 16,
+                "256" => 32,
+                _ => return Err(format!("unknown cipher {cipher:?}")),
+            };
+            if key.len() != key_len || !iv.is_empty() || mac_key.len() != mac.mac_len() {
+                return Err(format!(
+                    "{cipher} needs a {key_len}-byte key, a {}-byte MAC key and no IV (each record carries its own)",
+                    mac.mac_len()
+                ));
+            }
+            Protection::Cbc(CbcCipher::new(mac, key, mac_key, encrypt_then_mac).expect("lengths checked"))
+        };
+        Ok(RecordCipher { protection, tls13, seq })
+    }
+
+    fn nonce(&self, nonce: &NonceKind) -> [u8; 12] {
+        let seq = self.seq.to_be_bytes();
+        let mut n = [0u8; 12];
+        match nonce {
+            NonceKind::Explicit(salt) => {
+                n[..4].copy_from_slice(salt);
+                n[4..].copy_from_slice(&seq);
+            }
+            NonceKind::Xor(iv) => {
+                n = *iv;
+                for (a, b) in n[4..].iter_mut().zip(seq) {
+                    *a ^= b;
+                }
+            }
+        }
+        n
+    }
+
+    /// The additional data of a TLS 1.2 record: seq_num, type, version, length (RFC 5246 6.2.3.3).
+    fn tls12_aad(&self, content_type: u8, length: usize) -> [u8; 13] {
+        let mut ad = [0u8; 13];
+        ad[..8].copy_from_slice(&self.seq.to_be_bytes());
+        ad[8] = content_type;
+        ad[9..11].copy_from_slice(&RECORD_VERSION.to_be_bytes());
+        ad[11..].copy_from_slice(&(length as u16).to_be_bytes());
+        ad
+    }
+
+    /// Seals `data` as records of at most `max_fragment` bytes of plaintext each.
+    pub fn seal(&mut self, content_type: u8, data: &[u8], max_fragment: usize) -> Result<Vec<u8>, Error> {
+        let count = data.len().div_ceil(max_fragment);
+        // Sequence numbers never wrap (RFC 5246 6.1); u64::MAX itself is never used.
+        if self.seq.checked_add(count as u64).is_none() {
+            return Err(Error::SequenceExhausted);
+        }
+        let per_record = HEADER_LEN + 2 * TAG_LEN + 64;
+        let mut out = Vec::with_capacity(data.len() + count * per_record);
+        for fragment in data.chunks(max_fragment) {
+            self.seal_record(content_type, fragment, &mut out);
+            self.seq += 1;
+        }
+        Ok(out)
+    }
+
+    fn seal_record(&self, content_type: u8, fragment: &[u8], out: &mut Vec<u8>) {
+        let header_at = out.len();
+        out.extend_from_slice(&[0u8; HEADER_LEN]);
+        let outer_type = if self.tls13 { APPLICATION_DATA } else { content_type };
+        out[header_at] = outer_type;
+        out[header_at + 1..header_at + 3].copy_from_slice(&RECORD_VERSION.to_be_bytes());
+        match &self.protection {
+            Protection::Aead { key, nonce } => {
+                let nonce_bytes = self.nonce(nonce);
+                if let NonceKind::Explicit(_) = nonce {
+                    out.extend_from_slice(&self.seq.to_be_bytes());
+                }
+                let start = out.len();
+                out.extend_from_slice(fragment);
+                let aad: Vec<u8> = if self.tls13 {
+                    // TLSInnerPlaintext: content || type, no padding; the AAD is the header.
+                    out.push(content_type);
+                    let length = out.len() - start + TAG_LEN;
+                    out[header_at + 3..header_at + 5].copy_from_slice(&(length as u16).to_be_bytes());
+                    out[header_at..header_at + HEADER_LEN].to_vec()
+                } else {
+                    self.tls12_aad(content_type, fragment.len()).to_vec()
+                };
+                let tag = key
+                    .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad), &mut out[start..])
+                    .expect("AEAD sealing of a bounded record cannot fail");
+                out.extend_from_slice(tag.as_ref());
+            }
+            Protection::Cbc(cbc) => cbc.seal_into(self.seq, content_type, RECORD_VERSION, fragment, out),
+        }
+        let length = out.len() - header_at - HEADER_LEN;
+        out[header_at + 3..header_at + 5].copy_from_slice(&(length as u16).to_be_bytes());
+    }
+
+    /// Opens the complete records at the start of `buf`. Returns (content type, plaintext)
+    /// pairs, consecutive application data merged into one, and the bytes consumed. It stops
+    /// after the first record that is not application data, since that may change the state.
+    /// A bad record after good ones ends the batch without an error; the next call reports it.
+    pub fn open(&mut self, buf: &[u8]) -> Result<(Vec<(u8, Vec<u8>)>, usize), Error> {
+        let mut records: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut pos = 0;
+        while buf.len() - pos >= HEADER_LEN {
+            match self.open_record(&buf[pos..], &mut records) {
+                Ok(Some((used, content_type))) => {
+                    pos += used;
+                    if content_type != APPLICATION_DATA {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if records.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok((records, pos))
+    }
+
+    /// Opens one record at the start of `buf` into `records`; `None` if it is incomplete.
+    fn open_record(&mut self, buf: &[u8], records: &mut Vec<(u8, Vec<u8>)>) -> Result<Option<(usize, u8)>, Error> {
+        let outer_type = buf[0];
+        let version = u16::from_be_bytes([buf[1], buf[2]]);
+        let length = u16::from_be_bytes([buf[3], buf[4]]) as usize;
+        if version != RECORD_VERSION {
+            return Err(Error::ProtocolVersion);
+        }
+        // RFC 5246 6.2.3: at most 2^14 + 2048 bytes; RFC 8446 5.2: at most 2^14 + 256.
+        let max_length = MAX_FRAGMENT + if self.tls13 { 256 } else { 2048 };
+        if length > max_length {
+            return Err(Error::RecordOverflow);
+        }
+        if buf.len() < HEADER_LEN + length {
+            return Ok(None);
+        }
+        let body = &buf[HEADER_LEN..HEADER_LEN + length];
+        let used = HEADER_LEN + length;
+        if self.tls13 && outer_type == CHANGE_CIPHER_SPEC {
+            // RFC 8446 5: compatibility change_cipher_spec records are never protected;
+            // the caller decides whether one is allowed here.
+            records.push((CHANGE_CIPHER_SPEC, body.to_vec()));
+            return Ok(Some((used, CHANGE_CIPHER_SPEC)));
+        }
+        if self.tls13 && outer_type != APPLICATION_DATA {
+            return Err(Error::UnexpectedMessage);
+        }
+        if self.seq == u64::MAX {
+            return Err(Error::SequenceExhausted);
+        }
+        // Decrypt into the tail of the batch's last application data, or a new entry.
+        let merge = outer_type == APPLICATION_DATA && matches!(records.last(), Some((APPLICATION_DATA, _)));
+        if !merge {
+            records.push((outer_type, Vec::with_capacity(length)));
+        }
+        let out = &mut records.last_mut().expect("just ensured").1;
+        let start = out.len();
+        let opened = self.open_body(outer_type, body, out);
+        let content_type = match opened {
+            Ok(t) if out.len() - start <= MAX_FRAGMENT => t,
+            failed => {
+                out.truncate(start);
+                if !merge {
+                    records.pop();
+                }
+                return Err(failed.err().unwrap_or(Error::RecordOverflow));
+            }
+        };
+        if content_type != outer_type {
+            // TLS 1.3: the true type was inside; it is never merged into application data.
+            let plaintext = out.split_off(start);
+            if !merge {
+                records.pop();
+            }
+            records.push((content_type, plaintext));
+        }
+        self.seq += 1;
+        Ok(Some((used, content_type)))
+    }
+
+    /// Appends the plaintext of one record body to `out` and returns its content type.
+    fn open_body(&self, outer_type: u8, body: &[u8], out: &mut Vec<u8>) -> Result<u8, Error> {
+        let start = out.len();
+        match &self.protection {
+            Protection::Aead { key, nonce } => {
+                let explicit = if let NonceKind::Explicit(_) = nonce { 8 } else { 0 };
+                if body.len() < explicit + TAG_LEN {
+                    return Err(Error::BadRecordMac);
+                }
+                let mut nonce_bytes = self.nonce(nonce);
+                if explicit > 0 {
+                    nonce_bytes[4..].copy_from_slice(&body[..8]);
+                }
+                let aad: Vec<u8> = if self.tls13 {
+                    let mut h = vec![outer_type];
+                    h.extend_from_slice(&RECORD_VERSION.to_be_bytes());
+                    h.extend_from_slice(&(body.len() as u16).to_be_bytes());
+                    h
+                } else {
+                    self.tls12_aad(outer_type, body.len() - explicit - TAG_LEN).to_vec()
+                };
+                out.extend_from_slice(&body[explicit..]);
+                let plain_len = key
+                    .open_in_place(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad), &mut out[start..])
+                    .map_err(|_| Error::BadRecordMac)?
+                    .len();
+                out.truncate(start + plain_len);
+                if !self.tls13 {
+                    return Ok(outer_type);
+                }
+                // TLSInnerPlaintext: strip the zero padding; the last nonzero byte is the type.
+                let inner = &out[start..];
+                let Some(type_at) = inner.iter().rposition(|&b| b != 0) else {
+                    return Err(Error::UnexpectedMessage);
+                };
+                let content_type = inner[type_at];
+                out.truncate(start + type_at);
+                Ok(content_type)
+            }
+            Protection::Cbc(cbc) => {
+                cbc.open_into(self.seq, outer_type, RECORD_VERSION, body, out).map_err(|_| Error::BadRecordMac)?;
+                Ok(outer_type)
+            }
+        }
+    }
+}
+
+/// A bytes-like argument, held so the GIL can be released while it is read.
+struct Input(PyBackedBytes);
+
+impl Input {
+    fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = obj.extract::<PyBackedBytes>() {
+            return Ok(Input(b));
+        }
+        // memoryview and other buffers: bytes(obj) copies (the abi3 API has no buffer access
+        // before Python 3.11).
+        let copied = obj.py().get_type::<PyBytes>().call1((obj,))?;
+        Ok(Input(copied.extract::<PyBackedBytes>()?))
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn new_cipher(cipher: &str, key: &[u8], iv: &[u8], mac_key: &[u8], tls13: bool, encrypt_then_mac: bool, sequence_number: u64) -> PyResult<RecordCipher> {
+    RecordCipher::new(cipher, key, iv, mac_key, tls13, encrypt_then_mac, sequence_number).map_err(PyValueError::new_err)
+}
+
+/// Protects outgoing records.
+#[pyclass(module = "ferrotls._core")]
+pub struct RecordSealer(RecordCipher);
+
+#[pymethods]
+impl RecordSealer {
+    #[new]
+    #[pyo3(signature = (cipher, key, iv, mac_key = b"".as_slice(), *, tls13 = false, encrypt_then_mac = false, sequence_number = 0))]
+    fn new(cipher: &str, key: &[u8], iv: &[u8], mac_key: &[u8], tls13: bool, encrypt_then_mac: bool, sequence_number: u64) -> PyResult<Self> {
+        Ok(RecordSealer(new_cipher(cipher, key, iv, mac_key, tls13, encrypt_then_mac, sequence_number)?))
+    }
+
+    /// All the records for `data`, in one bytes object.
+    #[pyo3(signature = (content_type, data, max_fragment = MAX_FRAGMENT))]
+    fn seal<'py>(&mut self, py: Python<'py>, content_type: u8, data: &Bound<'py, PyAny>, max_fragment: usize) -> PyResult<Bound<'py, PyBytes>> {
+        if max_fragment == 0 || max_fragment > MAX_FRAGMENT {
+            return Err(PyValueError::new_err("max_fragment must be between 1 and 16384"));
+        }
+        let input = Input::new(data)?;
+        let cipher = &mut self.0;
+        let records = py.detach(|| cipher.seal(content_type, input.as_slice(), max_fragment))?;
+        Ok(PyBytes::new(py, &records))
+    }
+
+    #[getter]
+    fn sequence_number(&self) -> u64 {
+        self.0.seq
+    }
+}
+
+/// Opens incoming records.
+#[pyclass(module = "ferrotls._core")]
+pub struct RecordOpener(RecordCipher);
+
+#[pymethods]
+impl RecordOpener {
+    #[new]
+    #[pyo3(signature = (cipher, key, iv, mac_key = b"".as_slice(), *, tls13 = false, encrypt_then_mac = false, sequence_number = 0))]
+    fn new(cipher: &str, key: &[u8], iv: &[u8], mac_key: &[u8], tls13: bool, encrypt_then_mac: bool, sequence_number: u64) -> PyResult<Self> {
+        Ok(RecordOpener(new_cipher(cipher, key, iv, mac_key, tls13, encrypt_then_mac, sequence_number)?))
+    }
+
+    /// ([(content_type, plaintext), ...], bytes consumed) for the complete records in `data`.
+    fn open<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyList>, usize)> {
+        let input = Input::new(data)?;
+        let cipher = &mut self.0;
+        let (records, used) = py.detach(|| cipher.open(input.as_slice()))?;
+        let items = records.into_iter().map(|(t, p)| (t, PyBytes::new(py, &p)));
+        Ok((PyList::new(py, items)?, used))
+    }
+
+    #[getter]
+    fn sequence_number(&self) -> u64 {
+        self.0.seq
+    }
+}
