@@ -159,7 +159,7 @@ impl RsaPrivateKey {
                 sys::ERR_clear_error();
                 sys::RSA_private_key_from_bytes(der.as_ptr(), der.len())
             } else {
-                let rsa = if sys::EVP_PKEY_id(pkey) == sys::EVP_PKEY_RSA as i32 {
+                let rsa = if sys::EVP_PKEY_id(pkey) == sys::EVP_PKEY_RSA {
                     sys::EVP_PKEY_get1_RSA(pkey)
                 } else {
                     std::ptr::null_mut()
@@ -205,7 +205,7 @@ impl RsaPrivateKey {
                 k,
                 ciphertext.as_ptr(),
                 k,
-                sys::RSA_NO_PADDING as i32,
+                sys::RSA_NO_PADDING,
             )
         };
         if ok != 1 || out_len != k {

@@ -74,8 +74,11 @@ enum NonceKind {
 
 enum Protection {
     Aead { key: LessSafeKey, nonce: NonceKind },
-    Cbc(CbcCipher),
+    Cbc(Box<CbcCipher>),
 }
+
+/// Opened records: (content type, plaintext) pairs.
+pub type Records = Vec<(u8, Vec<u8>)>;
 
 /// The keys and sequence number of one direction.
 pub struct RecordCipher {
@@ -129,7 +132,7 @@ impl RecordCipher {
                     mac.mac_len()
                 ));
             }
-            Protection::Cbc(CbcCipher::new(mac, key, mac_key, encrypt_then_mac).expect("lengths checked"))
+            Protection::Cbc(Box::new(CbcCipher::new(mac, key, mac_key, encrypt_then_mac).expect("lengths checked")))
         };
         Ok(RecordCipher { protection, tls13, seq })
     }
@@ -216,8 +219,8 @@ impl RecordCipher {
     /// pairs, consecutive application data merged into one, and the bytes consumed. It stops
     /// after the first record that is not application data, since that may change the state.
     /// A bad record after good ones ends the batch without an error; the next call reports it.
-    pub fn open(&mut self, buf: &[u8]) -> Result<(Vec<(u8, Vec<u8>)>, usize), Error> {
-        let mut records: Vec<(u8, Vec<u8>)> = Vec::new();
+    pub fn open(&mut self, buf: &[u8]) -> Result<(Records, usize), Error> {
+        let mut records = Records::new();
         let mut pos = 0;
         while buf.len() - pos >= HEADER_LEN {
             match self.open_record(&buf[pos..], &mut records) {
@@ -236,7 +239,7 @@ impl RecordCipher {
     }
 
     /// Opens one record at the start of `buf` into `records`; `None` if it is incomplete.
-    fn open_record(&mut self, buf: &[u8], records: &mut Vec<(u8, Vec<u8>)>) -> Result<Option<(usize, u8)>, Error> {
+    fn open_record(&mut self, buf: &[u8], records: &mut Records) -> Result<Option<(usize, u8)>, Error> {
         let outer_type = buf[0];
         let version = u16::from_be_bytes([buf[1], buf[2]]);
         let length = u16::from_be_bytes([buf[3], buf[4]]) as usize;
@@ -419,5 +422,76 @@ impl RecordOpener {
     #[getter]
     fn sequence_number(&self) -> u64 {
         self.0.seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// The AEADs the record layer runs on: NIST GCM test cases 4 and 16 (McGrew and Viega) and
+    /// RFC 8439 section 2.8.2.
+    #[test]
+    fn aead_known_answers() {
+        let gcm_p = "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39";
+        let cases: [(&'static aead::Algorithm, String, &str, &str, String, &str, &str); 3] = [
+            (
+                &aead::AES_128_GCM,
+                "feffe9928665731c6d6a8f9467308308".into(),
+                "cafebabefacedbaddecaf888",
+                "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+                gcm_p.into(),
+                "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091",
+                "5bc94fbc3221a5db94fae95ae7121a47",
+            ),
+            (
+                &aead::AES_256_GCM,
+                "feffe9928665731c6d6a8f9467308308".repeat(2),
+                "cafebabefacedbaddecaf888",
+                "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+                gcm_p.into(),
+                "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+                "76fc6ece0f4e1768cddf8853bb2d551b",
+            ),
+            (
+                &aead::CHACHA20_POLY1305,
+                "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f".into(),
+                "070000004041424344454647",
+                "50515253c0c1c2c3c4c5c6c7",
+                b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it."
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+                "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116",
+                "1ae10b594f09e26a7e902ecbd0600691",
+            ),
+        ];
+        for (alg, key, nonce, aad, plain, cipher, tag) in cases {
+            let key = LessSafeKey::new(UnboundKey::new(alg, &unhex(&key)).unwrap());
+            let nonce: [u8; 12] = unhex(nonce).try_into().unwrap();
+            let mut buf = unhex(&plain);
+            let got = key
+                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(unhex(aad)), &mut buf)
+                .unwrap();
+            assert_eq!(buf, unhex(cipher));
+            assert_eq!(got.as_ref(), &unhex(tag)[..]);
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_never_wrap() {
+        let mut sealer = RecordCipher::new("AES_128_GCM", &[1; 16], &[2; 4], b"", false, false, u64::MAX - 2).unwrap();
+        let mut opener = RecordCipher::new("AES_128_GCM", &[1; 16], &[2; 4], b"", false, false, u64::MAX - 2).unwrap();
+        assert!(matches!(sealer.seal(23, &[0; 40000], MAX_FRAGMENT), Err(Error::SequenceExhausted)));
+        assert_eq!(sealer.seq, u64::MAX - 2);
+        let records = sealer.seal(23, &[7; 20000], MAX_FRAGMENT).unwrap();
+        assert_eq!(sealer.seq, u64::MAX);
+        assert!(matches!(sealer.seal(23, b"x", MAX_FRAGMENT), Err(Error::SequenceExhausted)));
+        let (opened, used) = opener.open(&records).unwrap();
+        assert!(opened == vec![(23, vec![7; 20000])] && used == records.len());
     }
 }
