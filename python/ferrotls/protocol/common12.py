@@ -1,0 +1,61 @@
+"""What the TLS 1.2 client and server states share: certificate checks and Finished."""
+
+from __future__ import annotations
+
+import hmac
+from typing import List
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from .alerts import AlertDescription, TLSAlert
+from .keys import finished_verify_data
+from .messages import Finished
+
+SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def leaf_certificate(chain: List[bytes]) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(chain[0])
+    except ValueError:
+        raise TLSAlert(AlertDescription.bad_certificate, "the peer's certificate does not parse") from None
+
+
+def verify_chain(conn, chain: List[bytes], server: bool) -> list:
+    """Validates the peer's chain against the trust store; a failure becomes the alert the
+    validator names, carrying the validator's error."""
+    from ..x509.store import CertificateVerifyError, verify_client_chain, verify_server_chain
+
+    store = conn.config.trust_store
+    if store is None:
+        raise TLSAlert(AlertDescription.internal_error, "no trust store to verify the peer with")
+    try:
+        if server:
+            hostname = conn.server_hostname if conn.config.check_hostname else None
+            return verify_server_chain(store, chain, hostname, _datetime(conn.now))
+        return verify_client_chain(store, chain, _datetime(conn.now))
+    except CertificateVerifyError as e:
+        alert = TLSAlert(AlertDescription[e.alert], f"certificate verify failed: {e.verify_message}")
+        alert.verify_error = e  # type: ignore[attr-defined]
+        raise alert from None
+
+
+def _datetime(now: float):
+    import datetime
+
+    return datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+
+
+def check_finished(conn, body: bytes) -> None:
+    """The peer's Finished covers every handshake message before it (RFC 5246 7.4.9)."""
+    received = Finished.decode(body)
+    expected = finished_verify_data(conn.suite, conn.master_secret, not conn.is_client, bytes(conn.transcript[: conn.transcript_mark]))
+    if not hmac.compare_digest(received.verify_data, expected):
+        raise TLSAlert(AlertDescription.decrypt_error, "Finished verify_data does not match")
+    conn.info("read finished")
+
+
+def send_finished(conn) -> None:
+    verify_data = finished_verify_data(conn.suite, conn.master_secret, conn.is_client, bytes(conn.transcript))
+    conn.send_handshake(Finished(verify_data), "finished")

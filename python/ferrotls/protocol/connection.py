@@ -1,0 +1,339 @@
+"""The sans-I/O connection: bytes in, events and bytes out (DESIGN.md principle 1).
+
+The record layer lives here: plaintext records until ChangeCipherSpec, then the Rust core's
+batched sealer and opener. Handshake messages are reassembled and handed to the current
+handshake state (client12.py, server12.py), which returns the next state.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .. import _core
+from .alerts import AlertDescription, AlertLevel, PeerAlert, TLSAlert
+from .config import TLSConfig
+from .messages import TLS12, ContentType, HandshakeType, frame, split_messages
+from .sessions import Session
+from .suites import CipherSuite
+
+MAX_FRAGMENT = 1 << 14
+# Largest handshake message accepted: certificate chains are the big ones.
+MAX_HANDSHAKE_MESSAGE = 1 << 18
+
+
+@dataclass
+class HandshakeComplete:
+    pass
+
+
+@dataclass
+class ApplicationData:
+    data: bytes
+
+
+@dataclass
+class AlertReceived:
+    level: int
+    description: int
+
+
+@dataclass
+class ConnectionClosed:
+    """The peer sent close_notify."""
+
+
+Event = object
+
+
+class State:
+    """A handshake state: handles one message and returns the next state."""
+
+    expects_ccs = False
+
+    def handle(self, conn: "Connection", msg_type: int, body: bytes) -> "State":
+        raise TLSAlert(AlertDescription.unexpected_message, f"{type(self).__name__} got {_msg_name(msg_type)}")
+
+    def handle_ccs(self, conn: "Connection") -> "State":
+        raise TLSAlert(AlertDescription.unexpected_message, f"{type(self).__name__} got ChangeCipherSpec")
+
+
+class Done(State):
+    """The handshake is over."""
+
+
+class ExpectChangeCipherSpec(State):
+    """Either side, before the peer's Finished: the peer's keys take effect (RFC 5246 7.1)."""
+
+    def __init__(self, then: State):
+        self.then = then
+
+    def handle_ccs(self, conn: "Connection") -> State:
+        conn.activate_pending_opener()
+        return self.then
+
+
+def _msg_name(msg_type: int) -> str:
+    try:
+        return HandshakeType(msg_type).name
+    except ValueError:
+        return f"handshake type {msg_type}"
+
+
+class Connection:
+    def __init__(self, config: TLSConfig, is_client: bool, *, server_hostname: Optional[str] = None,
+                 session: Optional[Session] = None, now: Optional[float] = None):
+        self.config = config
+        self.is_client = is_client
+        self.server_hostname = server_hostname
+        self.now = time.time() if now is None else now
+        self._in = bytearray()
+        self._out = bytearray()
+        self._hs_in = bytearray()
+        self._hs_out = bytearray()
+        self._sealer: Optional[_core.RecordSealer] = None
+        self._opener: Optional[_core.RecordOpener] = None
+        self.pending_opener: Optional[_core.RecordOpener] = None
+        self._pending_error: Optional[Exception] = None
+        # Every handshake message so far; `transcript_mark` is its length before the message
+        # being handled, for the MACs and signatures that cover what came before it.
+        self.transcript = bytearray()
+        self.transcript_mark = 0
+        self.handshake_complete = False
+        self.close_sent = False
+        self.peer_closed = False
+        self.failed: Optional[Exception] = None
+        # Negotiated.
+        self.suite: Optional[CipherSuite] = None
+        self.client_random = b""
+        self.server_random = b""
+        self.master_secret = b""
+        self.extended_master_secret = False
+        self.encrypt_then_mac = False
+        self.secure_renegotiation = False
+        self.resumed = False
+        self.session: Optional[Session] = session
+        self.server_name: Optional[str] = server_hostname
+        self.peer_chain: List[bytes] = []
+        self.verified_chain: list = []
+        self.local_credential = None
+        from .client12 import ClientStart
+        from .server12 import ExpectClientHello
+
+        self.state: State = ClientStart() if is_client else ExpectClientHello()
+
+    # The caller's side.
+
+    def start_handshake(self) -> None:
+        """Client: send the ClientHello. Server: nothing to do until it arrives."""
+        self.info("before SSL initialization")
+        if self.is_client:
+            self._guard(lambda: setattr(self, "state", self.state.start(self)))  # type: ignore[attr-defined]
+
+    def receive_data(self, data: bytes) -> List[Event]:
+        """Feeds bytes from the peer; returns what happened. Raises TLSAlert (after queueing the
+        alert to send) or PeerAlert when the connection fails."""
+        if self._pending_error is not None:
+            raise self._pending_error
+        if self.failed is not None:
+            raise self.failed
+        self._in += data
+        events: List[Event] = []
+        try:
+            self._guard(lambda: self._process(events))
+        except (TLSAlert, PeerAlert) as e:
+            if events:
+                self._pending_error = e
+                return events
+            raise
+        return events
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def send_application_data(self, data) -> None:
+        if not self.handshake_complete or self._sealer is None:
+            raise RuntimeError("the handshake is not complete")
+        if self.close_sent or self.failed is not None:
+            raise RuntimeError("the connection is closed")
+        self._out += self._sealer.seal(ContentType.application_data, data)
+
+    def close(self) -> None:
+        """Sends close_notify (once)."""
+        if not self.close_sent and self.failed is None:
+            self.send_alert(AlertLevel.warning, AlertDescription.close_notify)
+            self.close_sent = True
+
+    @property
+    def cipher_suite(self) -> Optional[CipherSuite]:
+        return self.suite
+
+    # The record layer.
+
+    def _guard(self, step) -> None:
+        try:
+            step()
+        except _core.RecordError as e:
+            self._fail(TLSAlert(AlertDescription[e.args[0]], e.args[1]))
+        except TLSAlert as e:
+            self._fail(e)
+        except PeerAlert as e:
+            self.failed = e
+            raise
+        finally:
+            self._flush_handshake()
+
+    def _fail(self, alert: TLSAlert) -> None:
+        self._hs_out.clear()
+        self.send_alert(AlertLevel.fatal, alert.description)
+        self.failed = alert
+        raise alert
+
+    def _process(self, events: List[Event]) -> None:
+        while self.failed is None and not self.peer_closed:
+            if self._opener is not None:
+                if len(self._in) < 5:
+                    return
+                records, used = self._opener.open(self._in)
+                del self._in[:used]
+                if not records:
+                    return
+                for content_type, data in records:
+                    self._dispatch(content_type, data, events)
+            else:
+                if len(self._in) < 5:
+                    return
+                content_type, version, length = struct.unpack("!BHH", self._in[:5])
+                if content_type not in (20, 21, 22, 23):
+                    raise TLSAlert(AlertDescription.unexpected_message, f"unknown record type {content_type}")
+                if version >> 8 != 3:
+                    raise TLSAlert(AlertDescription.protocol_version, f"record version {version:#06x}")
+                if length > MAX_FRAGMENT:
+                    raise TLSAlert(AlertDescription.record_overflow, "plaintext record too long")
+                if len(self._in) < 5 + length:
+                    return
+                data = bytes(self._in[5 : 5 + length])
+                del self._in[: 5 + length]
+                self._dispatch(content_type, data, events)
+
+    def _dispatch(self, content_type: int, data: bytes, events: List[Event]) -> None:
+        if content_type != ContentType.handshake and self._hs_in:
+            raise TLSAlert(AlertDescription.unexpected_message, "record interleaved with a handshake message")
+        if content_type == ContentType.handshake:
+            if not data:
+                raise TLSAlert(AlertDescription.decode_error, "empty handshake record")
+            self._hs_in += data
+            for msg_type, body, raw in split_messages(self._hs_in):
+                self._handle_handshake(msg_type, body, raw, events)
+            if len(self._hs_in) >= 4 and int.from_bytes(self._hs_in[1:4], "big") > MAX_HANDSHAKE_MESSAGE:
+                raise TLSAlert(AlertDescription.illegal_parameter, "excessive handshake message size")
+        elif content_type == ContentType.change_cipher_spec:
+            if data != b"\x01":
+                raise TLSAlert(AlertDescription.unexpected_message, "malformed ChangeCipherSpec")
+            self.state = self.state.handle_ccs(self)
+        elif content_type == ContentType.alert:
+            self._handle_alert(data, events)
+        elif content_type == ContentType.application_data:
+            if not self.handshake_complete:
+                raise TLSAlert(AlertDescription.unexpected_message, "application data before the handshake ended")
+            if data:
+                events.append(ApplicationData(data))
+        else:
+            raise TLSAlert(AlertDescription.unexpected_message, f"record type {content_type}")
+
+    def _handle_handshake(self, msg_type: int, body: bytes, raw: bytes, events: List[Event]) -> None:
+        if msg_type == HandshakeType.hello_request:
+            # RFC 5246 7.4.1.1: ignored while negotiating; afterwards we refuse renegotiation.
+            if body:
+                raise TLSAlert(AlertDescription.decode_error, "HelloRequest has a body")
+            if not self.is_client:
+                raise TLSAlert(AlertDescription.unexpected_message, "HelloRequest sent to a server")
+            if self.handshake_complete:
+                self.send_alert(AlertLevel.warning, AlertDescription.no_renegotiation)
+            return
+        if self.handshake_complete:
+            if not self.is_client and msg_type == HandshakeType.client_hello:
+                self.send_alert(AlertLevel.warning, AlertDescription.no_renegotiation)
+                return
+            raise TLSAlert(AlertDescription.unexpected_message, f"{_msg_name(msg_type)} after the handshake")
+        self.transcript_mark = len(self.transcript)
+        self.transcript += raw
+        self.state = self.state.handle(self, msg_type, body)
+        if isinstance(self.state, Done) and not self.handshake_complete:
+            self.handshake_complete = True
+            events.append(HandshakeComplete())
+
+    def _handle_alert(self, data: bytes, events: List[Event]) -> None:
+        if len(data) != 2:
+            raise TLSAlert(AlertDescription.decode_error, "malformed alert")
+        level, description = data[0], data[1]
+        self.info(f"alert read:{_level_text(level)}:{_alert_text(description)}", prefix="SSL3 ")
+        events.append(AlertReceived(level, description))
+        if description == AlertDescription.close_notify:
+            self.peer_closed = True
+            events.append(ConnectionClosed())
+            self.close()
+        elif level != AlertLevel.warning:
+            raise PeerAlert(description)
+
+    # Used by the handshake states.
+
+    def info(self, where: str, prefix: Optional[str] = None) -> None:
+        callback = self.config.info_callback
+        if callback is not None:
+            if prefix is None:
+                prefix = "SSL_connect:" if self.is_client else "SSL_accept:"
+                where = where if where.startswith("before") else "SSLv3/TLS " + where
+            callback(prefix + where)
+
+    def send_handshake(self, message, step: str) -> None:
+        raw = frame(message.msg_type, message.encode())
+        self.transcript += raw
+        self._hs_out += raw
+        self.info(f"write {step}")
+
+    def _flush_handshake(self) -> None:
+        if self._hs_out:
+            data = bytes(self._hs_out)
+            self._hs_out.clear()
+            self._write_record(ContentType.handshake, data)
+
+    def send_change_cipher_spec(self, sealer: _core.RecordSealer) -> None:
+        self._flush_handshake()
+        self._write_record(ContentType.change_cipher_spec, b"\x01")
+        self._sealer = sealer
+        self.info("write change cipher spec")
+
+    def activate_pending_opener(self) -> None:
+        """ChangeCipherSpec received: everything after it is protected (RFC 5246 7.1)."""
+        assert self.pending_opener is not None
+        self._opener, self.pending_opener = self.pending_opener, None
+        self.info("read change cipher spec")
+
+    def send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
+        self._flush_handshake()
+        self._write_record(ContentType.alert, bytes([level, description]))
+        self.info(f"alert write:{_level_text(level)}:{_alert_text(description)}", prefix="SSL3 ")
+
+    def _write_record(self, content_type: int, data: bytes) -> None:
+        if self._sealer is not None:
+            self._out += self._sealer.seal(content_type, data)
+            return
+        for i in range(0, len(data), MAX_FRAGMENT):
+            chunk = data[i : i + MAX_FRAGMENT]
+            self._out += struct.pack("!BHH", content_type, TLS12, len(chunk)) + chunk
+
+
+def _level_text(level: int) -> str:
+    return {1: "warning", 2: "fatal"}.get(level, "unknown")
+
+
+def _alert_text(description: int) -> str:
+    try:
+        return AlertDescription(description).text
+    except ValueError:
+        return "unknown"
