@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .messages import Reader, vec
 
+_FIXED = struct.Struct("!HB?dI")  # suite, master length, EMS, created, lifetime hint
+
 
 @dataclass
 class Session:
@@ -34,7 +36,7 @@ class Session:
         """A self-contained byte string (for -sess_out files and ticket contents)."""
         return (
             b"FTS1"
-            + struct.pack("!HB?dI", self.cipher_suite, len(self.master_secret), self.extended_master_secret, self.created, self.lifetime_hint)
+            + _FIXED.pack(self.cipher_suite, len(self.master_secret), self.extended_master_secret, self.created, self.lifetime_hint)
             + self.master_secret
             + vec(self.session_id, 1)
             + vec(self.ticket, 2)
@@ -47,7 +49,7 @@ class Session:
         r = Reader(data, "session")
         if r.take(4) != b"FTS1":
             raise ValueError("not a ferrotls session")
-        suite, ms_len, ems, created, hint = struct.unpack("!HB?dI", r.take(15))
+        suite, ms_len, ems, created, hint = _FIXED.unpack(r.take(_FIXED.size))
         master = r.take(ms_len)
         session_id = r.vector(1)
         ticket = r.vector(2)
