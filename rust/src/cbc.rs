@@ -119,26 +119,41 @@ impl CbcCipher {
         ctx.sign()
     }
 
-    /// Appends the record body (IV, ciphertext and, for encrypt-then-MAC, the MAC) for `fragment`.
-    pub fn seal_into(&self, seq: u64, content_type: u8, version: u16, fragment: &[u8], out: &mut Vec<u8>) {
-        let mut iv = [0u8; BLOCK];
-        rand::fill(&mut iv).expect("the system random generator failed");
-        out.extend_from_slice(&iv);
-        let start = out.len();
-        out.extend_from_slice(fragment);
+    /// The record body's length for a fragment of `len` bytes: IV, then whole blocks of
+    /// fragment, MAC (inside them unless encrypt-then-MAC) and at least one padding byte.
+    pub fn body_len(&self, len: usize) -> usize {
+        let mac_len = self.mac.mac_len();
+        if self.encrypt_then_mac {
+            BLOCK + (len + 1).div_ceil(BLOCK) * BLOCK + mac_len
+        } else {
+            BLOCK + (len + mac_len + 1).div_ceil(BLOCK) * BLOCK
+        }
+    }
+
+    /// Writes the record body (IV, ciphertext and, for encrypt-then-MAC, the MAC) for
+    /// `fragment` into `out`, which is exactly `body_len(fragment.len())` bytes.
+    pub fn seal_into(&self, seq: u64, content_type: u8, version: u16, fragment: &[u8], out: &mut [u8]) {
+        let mac_len = self.mac.mac_len();
+        let (iv, rest) = out.split_at_mut(BLOCK);
+        rand::fill(iv).expect("the system random generator failed");
+        let iv: [u8; BLOCK] = (&*iv).try_into().unwrap();
+        let (blocks, tag_out) = rest.split_at_mut(rest.len() - if self.encrypt_then_mac { mac_len } else { 0 });
+        blocks[..fragment.len()].copy_from_slice(fragment);
+        let mut filled = fragment.len();
         if !self.encrypt_then_mac {
             let tag = self.record_mac(&mac_header(seq, content_type, version, fragment.len()), &[fragment]);
-            out.extend_from_slice(tag.as_ref());
+            blocks[filled..filled + mac_len].copy_from_slice(tag.as_ref());
+            filled += mac_len;
         }
         // Padding: pad+1 bytes each of value pad, to a whole block (RFC 5246 6.2.3.2).
-        let pad = BLOCK - 1 - (out.len() - start) % BLOCK;
-        out.resize(out.len() + pad + 1, pad as u8);
-        self.aes.encrypt(&iv, &mut out[start..]);
+        let pad = blocks.len() - filled - 1;
+        blocks[filled..].fill(pad as u8);
+        self.aes.encrypt(&iv, blocks);
         if self.encrypt_then_mac {
             // RFC 7366 section 3: the MAC covers IV and ciphertext, with their length in the header.
-            let body = &out[start - BLOCK..];
-            let tag = self.record_mac(&mac_header(seq, content_type, version, body.len()), &[body]);
-            out.extend_from_slice(tag.as_ref());
+            let header = mac_header(seq, content_type, version, BLOCK + blocks.len());
+            let tag = self.record_mac(&header, &[&iv, blocks]);
+            tag_out.copy_from_slice(tag.as_ref());
         }
     }
 
@@ -195,14 +210,11 @@ impl CbcCipher {
         let mut expected = [0u8; 64];
         self.constant_time_hmac(&header, plain, data_len, lo, hi, &mut expected);
 
-        // Compare with the received MAC, which starts at the secret offset data_len: look at
-        // every offset it could have and keep only the differences at the true one.
+        let mut received = [0u8; 64];
+        copy_mac_at(plain, data_len, lo, hi, mac_len, &mut received);
         let mut diff = 0u8;
-        for offset in lo..=hi {
-            let at = ct::eq(offset, data_len) as u8;
-            for (j, e) in expected[..mac_len].iter().enumerate() {
-                diff |= (plain[offset + j] ^ e) & at;
-            }
+        for (r, e) in received[..mac_len].iter().zip(&expected[..mac_len]) {
+            diff |= r ^ e;
         }
         (data_len, pad_good & ct::is_zero(diff as usize))
     }
@@ -279,6 +291,42 @@ impl CbcCipher {
         outer.compress(block);
         outer.state_bytes(out);
     }
+}
+
+/// Copies the `mac_len` bytes at the secret offset `data_len` (somewhere in `lo..=hi`) out of
+/// `plain` in time independent of `data_len`: one masked pass collects them rotated by
+/// `(data_len - lo) % mac_len`, then a rotation by each bit of that amount, masked, undoes it.
+fn copy_mac_at(plain: &[u8], data_len: usize, lo: usize, hi: usize, mac_len: usize, out: &mut [u8; 64]) {
+    let mut rotated = [0u8; 64];
+    let mut j = 0;
+    for (i, &b) in plain.iter().enumerate().take(hi + mac_len).skip(lo) {
+        let in_mac = ct::ge(i, data_len) & ct::lt(i, data_len + mac_len);
+        rotated[j] |= b & in_mac as u8;
+        j += 1;
+        if j == mac_len {
+            j = 0;
+        }
+    }
+    // A division by a constant compiles to a multiplication, which takes constant time.
+    let offset = data_len - lo;
+    let rotation = match mac_len {
+        20 => offset % 20,
+        32 => offset % 32,
+        48 => offset % 48,
+        _ => unreachable!("TLS MACs are 20, 32 or 48 bytes"),
+    };
+    // out[m] = rotated[(m + rotation) % mac_len], built one bit of `rotation` at a time.
+    let mut shift = 1;
+    while shift < mac_len {
+        let take = ct::is_zero(rotation & shift) ^ usize::MAX;
+        let mut next = [0u8; 64];
+        for (m, n) in next[..mac_len].iter_mut().enumerate() {
+            *n = ct::select_u8(take, rotated[(m + shift) % mac_len], rotated[m]);
+        }
+        rotated = next;
+        shift <<= 1;
+    }
+    out[..mac_len].copy_from_slice(&rotated[..mac_len]);
 }
 
 /// Checks the TLS padding at the end of `plain`, leaving room for `mac_len` bytes before it, in
@@ -362,7 +410,7 @@ mod tests {
                 let cipher = CbcCipher::new(mac, &[9u8; 32], &vec![3u8; mac.mac_len()], etm).unwrap();
                 for n in [0usize, 1, 15, 16, 17, 100] {
                     let data: Vec<u8> = (0..n as u8).collect();
-                    let mut body = Vec::new();
+                    let mut body = vec![0u8; cipher.body_len(n)];
                     cipher.seal_into(5, 23, 0x0303, &data, &mut body);
                     let mut out = vec![0xAA];
                     cipher.open_into(5, 23, 0x0303, &body, &mut out).unwrap();
@@ -371,6 +419,20 @@ mod tests {
                     assert!(cipher.open_into(6, 23, 0x0303, &body, &mut out).is_err());
                     assert!(out.is_empty());
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn copy_mac_at_every_offset() {
+        let plain: Vec<u8> = (0..400u32).map(|i| (i * 7 % 256) as u8).collect();
+        for mac_len in [20, 32, 48] {
+            let hi = plain.len() - 1 - mac_len;
+            let lo = hi - 255;
+            for data_len in lo..=hi {
+                let mut out = [0u8; 64];
+                copy_mac_at(&plain, data_len, lo, hi, mac_len, &mut out);
+                assert_eq!(&out[..mac_len], &plain[data_len..data_len + mac_len], "{mac_len} {data_len}");
             }
         }
     }

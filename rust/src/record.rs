@@ -8,7 +8,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyMemoryView};
 
 /// legacy_record_version of every protected record, TLS 1.2 and 1.3 alike.
 pub const RECORD_VERSION: u16 = 0x0303;
@@ -31,7 +31,7 @@ pub enum Error {
     BadRecordMac,
     RecordOverflow,
     ProtocolVersion,
-    /// TLS 1.3: a protected record whose inner plaintext has no content type.
+    /// TLS 1.3: a protected record without a content type, or a protected change_cipher_spec.
     UnexpectedMessage,
     SequenceExhausted,
 }
@@ -165,54 +165,74 @@ impl RecordCipher {
         ad
     }
 
-    /// Seals `data` as records of at most `max_fragment` bytes of plaintext each.
-    pub fn seal(&mut self, content_type: u8, data: &[u8], max_fragment: usize) -> Result<Vec<u8>, Error> {
-        let count = data.len().div_ceil(max_fragment);
-        // Sequence numbers never wrap (RFC 5246 6.1); u64::MAX itself is never used.
+    /// The length of the record sealed from a fragment of `len` bytes.
+    fn record_len(&self, len: usize) -> usize {
+        HEADER_LEN
+            + match &self.protection {
+                Protection::Aead { nonce: NonceKind::Explicit(_), .. } => 8 + len + TAG_LEN,
+                Protection::Aead { .. } => len + usize::from(self.tls13) + TAG_LEN,
+                Protection::Cbc(cbc) => cbc.body_len(len),
+            }
+    }
+
+    /// The total length `seal` will produce, or an error if the sequence numbers would run out
+    /// (they never wrap, RFC 5246 6.1; u64::MAX itself is never used).
+    pub fn sealed_len(&self, data_len: usize, max_fragment: usize) -> Result<usize, Error> {
+        let count = data_len.div_ceil(max_fragment);
         if self.seq.checked_add(count as u64).is_none() {
             return Err(Error::SequenceExhausted);
         }
-        let per_record = HEADER_LEN + 2 * TAG_LEN + 64;
-        let mut out = Vec::with_capacity(data.len() + count * per_record);
-        for fragment in data.chunks(max_fragment) {
-            self.seal_record(content_type, fragment, &mut out);
-            self.seq += 1;
-        }
-        Ok(out)
+        let full = data_len / max_fragment;
+        let last = data_len % max_fragment;
+        Ok(full * self.record_len(max_fragment) + if last > 0 { self.record_len(last) } else { 0 })
     }
 
-    fn seal_record(&self, content_type: u8, fragment: &[u8], out: &mut Vec<u8>) {
-        let header_at = out.len();
-        out.extend_from_slice(&[0u8; HEADER_LEN]);
-        let outer_type = if self.tls13 { APPLICATION_DATA } else { content_type };
-        out[header_at] = outer_type;
-        out[header_at + 1..header_at + 3].copy_from_slice(&RECORD_VERSION.to_be_bytes());
+    /// Seals `data` as records of at most `max_fragment` bytes of plaintext each into `out`,
+    /// which is exactly `sealed_len(data.len(), max_fragment)` bytes.
+    pub fn seal_into(&mut self, content_type: u8, data: &[u8], max_fragment: usize, out: &mut [u8]) {
+        let mut pos = 0;
+        for fragment in data.chunks(max_fragment) {
+            let len = self.record_len(fragment.len());
+            self.seal_record(content_type, fragment, &mut out[pos..pos + len]);
+            pos += len;
+            self.seq += 1;
+        }
+        debug_assert_eq!(pos, out.len());
+    }
+
+    fn seal_record(&self, content_type: u8, fragment: &[u8], out: &mut [u8]) {
+        let body_len = out.len() - HEADER_LEN;
+        let (header, body) = out.split_at_mut(HEADER_LEN);
+        header[0] = if self.tls13 { APPLICATION_DATA } else { content_type };
+        header[1..3].copy_from_slice(&RECORD_VERSION.to_be_bytes());
+        header[3..5].copy_from_slice(&(body_len as u16).to_be_bytes());
         match &self.protection {
             Protection::Aead { key, nonce } => {
-                let nonce_bytes = self.nonce(nonce);
-                if let NonceKind::Explicit(_) = nonce {
-                    out.extend_from_slice(&self.seq.to_be_bytes());
-                }
-                let start = out.len();
-                out.extend_from_slice(fragment);
+                let explicit = if let NonceKind::Explicit(_) = nonce { 8 } else { 0 };
+                body[..explicit].copy_from_slice(&self.seq.to_be_bytes()[..explicit]);
+                let (sealed, tag_out) = body[explicit..].split_at_mut(body_len - explicit - TAG_LEN);
+                sealed[..fragment.len()].copy_from_slice(fragment);
                 let aad: Vec<u8> = if self.tls13 {
                     // TLSInnerPlaintext: content || type, no padding; the AAD is the header.
-                    out.push(content_type);
-                    let length = out.len() - start + TAG_LEN;
-                    out[header_at + 3..header_at + 5].copy_from_slice(&(length as u16).to_be_bytes());
-                    out[header_at..header_at + HEADER_LEN].to_vec()
+                    sealed[fragment.len()] = content_type;
+                    header.to_vec()
                 } else {
                     self.tls12_aad(content_type, fragment.len()).to_vec()
                 };
                 let tag = key
-                    .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad), &mut out[start..])
+                    .seal_in_place_separate_tag(Nonce::assume_unique_for_key(self.nonce(nonce)), Aad::from(aad), sealed)
                     .expect("AEAD sealing of a bounded record cannot fail");
-                out.extend_from_slice(tag.as_ref());
+                tag_out.copy_from_slice(tag.as_ref());
             }
-            Protection::Cbc(cbc) => cbc.seal_into(self.seq, content_type, RECORD_VERSION, fragment, out),
+            Protection::Cbc(cbc) => cbc.seal_into(self.seq, content_type, RECORD_VERSION, fragment, body),
         }
-        let length = out.len() - header_at - HEADER_LEN;
-        out[header_at + 3..header_at + 5].copy_from_slice(&(length as u16).to_be_bytes());
+    }
+
+    #[cfg(test)]
+    fn seal(&mut self, content_type: u8, data: &[u8], max_fragment: usize) -> Result<Vec<u8>, Error> {
+        let mut out = vec![0u8; self.sealed_len(data.len(), max_fragment)?];
+        self.seal_into(content_type, data, max_fragment, &mut out);
+        Ok(out)
     }
 
     /// Opens the complete records at the start of `buf`. Returns (content type, plaintext)
@@ -271,7 +291,9 @@ impl RecordCipher {
         // Decrypt into the tail of the batch's last application data, or a new entry.
         let merge = outer_type == APPLICATION_DATA && matches!(records.last(), Some((APPLICATION_DATA, _)));
         if !merge {
-            records.push((outer_type, Vec::with_capacity(length)));
+            // Room for every record left in the buffer: merged application data never regrows.
+            let room = if outer_type == APPLICATION_DATA { buf.len() } else { length };
+            records.push((outer_type, Vec::with_capacity(room)));
         }
         let out = &mut records.last_mut().expect("just ensured").1;
         let start = out.len();
@@ -328,12 +350,19 @@ impl RecordCipher {
                 if !self.tls13 {
                     return Ok(outer_type);
                 }
-                // TLSInnerPlaintext: strip the zero padding; the last nonzero byte is the type.
+                // TLSInnerPlaintext, padding included, is at most 2^14 + 1 bytes (RFC 8446 5.4).
+                if plain_len > MAX_FRAGMENT + 1 {
+                    return Err(Error::RecordOverflow);
+                }
+                // Strip the zero padding; the last nonzero byte is the type.
                 let inner = &out[start..];
                 let Some(type_at) = inner.iter().rposition(|&b| b != 0) else {
                     return Err(Error::UnexpectedMessage);
                 };
                 let content_type = inner[type_at];
+                if content_type == CHANGE_CIPHER_SPEC {
+                    return Err(Error::UnexpectedMessage); // never protected (RFC 8446 5)
+                }
                 out.truncate(start + type_at);
                 Ok(content_type)
             }
@@ -355,7 +384,8 @@ impl Input {
         }
         // memoryview and other buffers: bytes(obj) copies (the abi3 API has no buffer access
         // before Python 3.11).
-        let copied = obj.py().get_type::<PyBytes>().call1((obj,))?;
+        let view = PyMemoryView::from(obj)?; // TypeError for what is not a buffer
+        let copied = obj.py().get_type::<PyBytes>().call1((view,))?;
         Ok(Input(copied.extract::<PyBackedBytes>()?))
     }
 
@@ -388,8 +418,13 @@ impl RecordSealer {
         }
         let input = Input::new(data)?;
         let cipher = &mut self.0;
-        let records = py.detach(|| cipher.seal(content_type, input.as_slice(), max_fragment))?;
-        Ok(PyBytes::new(py, &records))
+        let total = cipher.sealed_len(input.as_slice().len(), max_fragment)?;
+        // The records are written straight into the new bytes object, with the GIL released:
+        // the object is not yet visible to any other thread.
+        PyBytes::new_with(py, total, |out| {
+            py.detach(|| cipher.seal_into(content_type, input.as_slice(), max_fragment, out));
+            Ok(())
+        })
     }
 
     #[getter]
