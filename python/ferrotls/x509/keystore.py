@@ -15,6 +15,7 @@ from typing import Callable, Optional, Union
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 __all__ = ["Credential", "Password", "load_credential", "load_pkcs12", "choose_credential", "ssl_error"]
@@ -55,7 +56,7 @@ class Credential:
     key_type: str
     signature_schemes: list[str]
 
-    def __init__(self, chain: list[x509.Certificate], private_key: object) -> None:
+    def __init__(self, chain: list[x509.Certificate], private_key: PrivateKeyTypes) -> None:
         if not chain:
             raise ssl_error(PEM_LIB, "SSL", None, "PEM lib: no certificate found")
         if isinstance(private_key, rsa.RSAPrivateKey):
@@ -99,7 +100,7 @@ def _is_encrypted(block: bytes) -> bool:
     return block.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") or b"Proc-Type: 4,ENCRYPTED" in block
 
 
-def _load_key(data: bytes, password: Password) -> object:
+def _load_key(data: bytes, password: Password) -> PrivateKeyTypes:
     """The first private key PEM block in ``data``; the password is asked for only if needed."""
     block = next((m.group(0) for m in _PEM_BLOCK.finditer(data) if m.group(1) in _KEY_LABELS), None)
     if block is None:

@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 import warnings
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -87,8 +87,12 @@ class TrustStore:
     def load_directory(self, path: PathLike) -> None:
         """Adds the certificates of every ``*.pem``, ``*.crt`` and hashed (``1a2b3c4d.0``) file in a
         directory (the stdlib's ``capath``); unreadable or malformed files are skipped."""
-        for entry in sorted(os.listdir(path)):
-            if not re.fullmatch(r".*\.(pem|crt)|[0-9a-f]{8}\.r?\d+", entry):
+        try:
+            entries = sorted(os.listdir(path))
+        except OSError:  # like the stdlib's capath, a missing directory just adds nothing
+            return
+        for entry in entries:
+            if not re.fullmatch(r".*\.(pem|crt)|[0-9a-f]{8}\.\d+", entry):
                 continue
             try:
                 self.load_file(os.path.join(path, entry), strict=False)
@@ -160,7 +164,12 @@ class CertificateVerifyError(Exception):
         super().__init__(f"certificate verify failed: {self.verify_message}" + (f" ({detail})" if detail else ""))
 
 
-def _purpose_check(purpose: x509.ObjectIdentifier):  # type: ignore[no-untyped-def]
+_EkuValidator = Callable[[v.Policy, x509.Certificate, Optional[x509.ExtendedKeyUsage]], None]
+
+
+def _purpose_check(purpose: x509.ObjectIdentifier) -> _EkuValidator:
+    """An extendedKeyUsage validator: if present it must allow ``purpose`` (or any purpose)."""
+
     def check(policy: v.Policy, cert: x509.Certificate, eku: Optional[x509.ExtendedKeyUsage]) -> None:
         if eku is not None and purpose not in eku and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
             raise ValueError("unsupported certificate purpose")
@@ -186,14 +195,16 @@ def _ee_policy(purpose: x509.ObjectIdentifier, need_san: bool) -> v.ExtensionPol
     return policy.may_be_present(x509.SubjectAlternativeName, agnostic, None)
 
 
-def _subject(hostname: str) -> Union[v.DNSName, v.IPAddress]:
+def _subject(hostname: str) -> Optional[Union[v.DNSName, v.IPAddress]]:
+    """The name to match: an IP address, else a DNS name (IDNA-encoded); None if it is neither."""
     try:
         return v.IPAddress(ipaddress.ip_address(hostname.strip("[]")))
     except ValueError:
         pass
-    if not hostname.isascii():
-        hostname = hostname.encode("idna").decode("ascii")
-    return v.DNSName(hostname)
+    try:
+        return v.DNSName(hostname if hostname.isascii() else hostname.encode("idna").decode("ascii"))
+    except (ValueError, UnicodeError):
+        return None
 
 
 def _parse_chain(chain_der: list[bytes]) -> list[x509.Certificate]:
@@ -226,7 +237,7 @@ def verify_server_chain(store: TrustStore, chain_der: list[bytes], hostname: Opt
     """Validates a server's chain (leaf first) for ``hostname`` (a DNS name or an IP address;
     None skips the name check). Returns the verified path, leaf first and trust anchor last."""
     chain = _parse_chain(chain_der)
-    subject = _subject_or_none(hostname) if hostname is not None else None
+    subject = _subject(hostname) if hostname is not None else None
     try:
         if not store.certificates:
             raise v.VerificationError("candidates exhausted: empty trust store")
@@ -235,7 +246,7 @@ def verify_server_chain(store: TrustStore, chain_der: list[bytes], hostname: Opt
             return list(builder.build_client_verifier().verify(chain[0], chain[1:]).chain)
         try:
             verifier = builder.build_server_verifier(subject)  # type: ignore[arg-type]
-        except (TypeError, ValueError):  # not a valid DNS name: nothing can match it
+        except (TypeError, ValueError):  # None or not a valid DNS name: nothing can match it
             raise v.VerificationError(f"leaf certificate has no matching subjectAltName for {hostname!r}") from None
         return list(verifier.verify(chain[0], chain[1:]))
     except v.VerificationError as exc:
@@ -254,13 +265,6 @@ def verify_client_chain(store: TrustStore, chain_der: list[bytes],
         return list(builder.build_client_verifier().verify(chain[0], chain[1:]).chain)
     except v.VerificationError as exc:
         raise _translate(exc, store, chain, now, False) from None
-
-
-def _subject_or_none(hostname: str) -> Optional[Union[v.DNSName, v.IPAddress]]:
-    try:
-        return _subject(hostname)
-    except (ValueError, UnicodeError):
-        return None
 
 
 def _translate(exc: Exception, store: TrustStore, chain: list[x509.Certificate],
