@@ -6,8 +6,9 @@ SSLSocket/SSLObject grow from it. Every wait honours the socket's timeout, the h
 
 from __future__ import annotations
 
+import collections
 import socket
-from typing import Optional
+from typing import Deque, Optional
 
 from .protocol import ApplicationData, Connection, ConnectionClosed, PeerAlert, TLSAlert
 
@@ -27,7 +28,7 @@ class SocketEngine:
     def __init__(self, sock: socket.socket, conn: Connection):
         self.sock = sock
         self.conn = conn
-        self._plaintext = bytearray()
+        self._plaintext: Deque[bytes] = collections.deque()
         self.eof = False  # close_notify received
 
     def _flush(self) -> None:
@@ -47,7 +48,7 @@ class SocketEngine:
             self._flush_quietly()
         for event in events:
             if isinstance(event, ApplicationData):
-                self._plaintext += event.data
+                self._plaintext.append(event.data)
             elif isinstance(event, ConnectionClosed):
                 self.eof = True
 
@@ -81,9 +82,13 @@ class SocketEngine:
         while not self._plaintext and not self.eof:
             if not self._read_more():
                 self.eof = True
-        out = bytes(self._plaintext[:bufsize])
-        del self._plaintext[:bufsize]
-        return out
+        if not self._plaintext:
+            return b""
+        chunk = self._plaintext.popleft()
+        if len(chunk) > bufsize:
+            self._plaintext.appendleft(chunk[bufsize:])
+            chunk = chunk[:bufsize]
+        return chunk
 
     def close(self, wait_for_peer: bool = False, timeout: Optional[float] = 2.0) -> None:
         """Sends close_notify; optionally waits for the peer's."""

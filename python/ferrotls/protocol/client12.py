@@ -260,11 +260,11 @@ class ExpectFinished(State):
 
 def _remember_session(conn: Connection, prev: ExpectTicketOrChangeCipherSpec) -> None:
     """Keeps what resumption needs; only sessions with an extended master secret qualify."""
-    if not conn.extended_master_secret:
-        conn.session = None
-        return
     old = conn.session if conn.resumed else None
     ticket = prev.ticket.ticket if prev.ticket is not None else (old.ticket if old is not None else b"")
+    if not conn.extended_master_secret or not (ticket or prev.session_id):
+        conn.session = None
+        return
     conn.session = Session(
         cipher_suite=conn.suite.code,
         master_secret=conn.master_secret,
