@@ -44,6 +44,11 @@ impl EphemeralKey {
 
     /// The shared secret with `peer_public` (the x-coordinate for NIST curves).
     pub fn exchange(&self, peer_public: &[u8]) -> Result<Vec<u8>, Error> {
+        // NIST curves: only the uncompressed form, 0x04 || x || y (RFC 8446 4.2.8.2, RFC 8422
+        // 5.1.2); aws-lc would also take compressed and hybrid points.
+        if self.algorithm != &agreement::X25519 && (peer_public.len() != self.public.len() || peer_public.first() != Some(&4)) {
+            return Err(Error::BadPeerKey);
+        }
         let peer = agreement::UnparsedPublicKey::new(self.algorithm, peer_public);
         agreement::agree(&self.private, peer, Error::BadPeerKey, |secret| Ok(secret.to_vec()))
     }
