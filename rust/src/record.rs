@@ -9,6 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList, PyMemoryView};
+use std::ops::Range;
 
 /// legacy_record_version of every protected record, TLS 1.2 and 1.3 alike.
 pub const RECORD_VERSION: u16 = 0x0303;
@@ -77,8 +78,8 @@ enum Protection {
     Cbc(Box<CbcCipher>),
 }
 
-/// Opened records: (content type, plaintext) pairs.
-pub type Records = Vec<(u8, Vec<u8>)>;
+/// Opened records: (content type, where its plaintext is in the output buffer) pairs.
+pub type Segments = Vec<(u8, Range<usize>)>;
 
 /// The keys and sequence number of one direction.
 pub struct RecordCipher {
@@ -235,15 +236,19 @@ impl RecordCipher {
         Ok(out)
     }
 
-    /// Opens the complete records at the start of `buf`. Returns (content type, plaintext)
-    /// pairs, consecutive application data merged into one, and the bytes consumed. It stops
-    /// after the first record that is not application data, since that may change the state.
-    /// A bad record after good ones ends the batch without an error; the next call reports it.
-    pub fn open(&mut self, buf: &[u8]) -> Result<(Records, usize), Error> {
-        let mut records = Records::new();
+    /// Opens the complete records at the start of `buf`, their plaintexts into `out` (cleared
+    /// first; reusing it across calls spares fresh pages). Returns (content type, range of
+    /// `out`) pairs, consecutive application data merged into one, and the bytes consumed. It
+    /// stops after the first record that is not application data, since that may change the
+    /// state. A bad record after good ones ends the batch without an error; the next call
+    /// reports it.
+    pub fn open(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Result<(Segments, usize), Error> {
+        out.clear();
+        out.reserve(buf.len());
+        let mut segments = Segments::new();
         let mut pos = 0;
         while buf.len() - pos >= HEADER_LEN {
-            match self.open_record(&buf[pos..], &mut records) {
+            match self.open_record(&buf[pos..], out, &mut segments) {
                 Ok(Some((used, content_type))) => {
                     pos += used;
                     if content_type != APPLICATION_DATA {
@@ -251,15 +256,15 @@ impl RecordCipher {
                     }
                 }
                 Ok(None) => break,
-                Err(e) if records.is_empty() => return Err(e),
+                Err(e) if segments.is_empty() => return Err(e),
                 Err(_) => break,
             }
         }
-        Ok((records, pos))
+        Ok((segments, pos))
     }
 
-    /// Opens one record at the start of `buf` into `records`; `None` if it is incomplete.
-    fn open_record(&mut self, buf: &[u8], records: &mut Records) -> Result<Option<(usize, u8)>, Error> {
+    /// Opens one record at the start of `buf` onto `out`; `None` if it is incomplete.
+    fn open_record(&mut self, buf: &[u8], out: &mut Vec<u8>, segments: &mut Segments) -> Result<Option<(usize, u8)>, Error> {
         let outer_type = buf[0];
         let version = u16::from_be_bytes([buf[1], buf[2]]);
         let length = u16::from_be_bytes([buf[3], buf[4]]) as usize;
@@ -276,10 +281,12 @@ impl RecordCipher {
         }
         let body = &buf[HEADER_LEN..HEADER_LEN + length];
         let used = HEADER_LEN + length;
+        let start = out.len();
         if self.tls13 && outer_type == CHANGE_CIPHER_SPEC {
             // RFC 8446 5: compatibility change_cipher_spec records are never protected;
             // the caller decides whether one is allowed here.
-            records.push((CHANGE_CIPHER_SPEC, body.to_vec()));
+            out.extend_from_slice(body);
+            segments.push((CHANGE_CIPHER_SPEC, start..out.len()));
             return Ok(Some((used, CHANGE_CIPHER_SPEC)));
         }
         if self.tls13 && outer_type != APPLICATION_DATA {
@@ -288,33 +295,16 @@ impl RecordCipher {
         if self.seq == u64::MAX {
             return Err(Error::SequenceExhausted);
         }
-        // Decrypt into the tail of the batch's last application data, or a new entry.
-        let merge = outer_type == APPLICATION_DATA && matches!(records.last(), Some((APPLICATION_DATA, _)));
-        if !merge {
-            // Room for every record left in the buffer: merged application data never regrows.
-            let room = if outer_type == APPLICATION_DATA { buf.len() } else { length };
-            records.push((outer_type, Vec::with_capacity(room)));
-        }
-        let out = &mut records.last_mut().expect("just ensured").1;
-        let start = out.len();
-        let opened = self.open_body(outer_type, body, out);
-        let content_type = match opened {
+        let content_type = match self.open_body(outer_type, body, out) {
             Ok(t) if out.len() - start <= MAX_FRAGMENT => t,
             failed => {
                 out.truncate(start);
-                if !merge {
-                    records.pop();
-                }
                 return Err(failed.err().unwrap_or(Error::RecordOverflow));
             }
         };
-        if content_type != outer_type {
-            // TLS 1.3: the true type was inside; it is never merged into application data.
-            let plaintext = out.split_off(start);
-            if !merge {
-                records.pop();
-            }
-            records.push((content_type, plaintext));
+        match segments.last_mut() {
+            Some((APPLICATION_DATA, range)) if content_type == APPLICATION_DATA => range.end = out.len(),
+            _ => segments.push((content_type, start..out.len())),
         }
         self.seq += 1;
         Ok(Some((used, content_type)))
@@ -435,28 +425,33 @@ impl RecordSealer {
 
 /// Opens incoming records.
 #[pyclass(module = "ferrotls._core")]
-pub struct RecordOpener(RecordCipher);
+pub struct RecordOpener {
+    cipher: RecordCipher,
+    /// Plaintext of the last batch, kept so its pages are reused.
+    scratch: Vec<u8>,
+}
 
 #[pymethods]
 impl RecordOpener {
     #[new]
     #[pyo3(signature = (cipher, key, iv, mac_key = b"".as_slice(), *, tls13 = false, encrypt_then_mac = false, sequence_number = 0))]
     fn new(cipher: &str, key: &[u8], iv: &[u8], mac_key: &[u8], tls13: bool, encrypt_then_mac: bool, sequence_number: u64) -> PyResult<Self> {
-        Ok(RecordOpener(new_cipher(cipher, key, iv, mac_key, tls13, encrypt_then_mac, sequence_number)?))
+        let cipher = new_cipher(cipher, key, iv, mac_key, tls13, encrypt_then_mac, sequence_number)?;
+        Ok(RecordOpener { cipher, scratch: Vec::new() })
     }
 
     /// ([(content_type, plaintext), ...], bytes consumed) for the complete records in `data`.
     fn open<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyList>, usize)> {
         let input = Input::new(data)?;
-        let cipher = &mut self.0;
-        let (records, used) = py.detach(|| cipher.open(input.as_slice()))?;
-        let items = records.into_iter().map(|(t, p)| (t, PyBytes::new(py, &p)));
+        let RecordOpener { cipher, scratch } = self;
+        let (segments, used) = py.detach(|| cipher.open(input.as_slice(), scratch))?;
+        let items = segments.into_iter().map(|(t, range)| (t, PyBytes::new(py, &scratch[range])));
         Ok((PyList::new(py, items)?, used))
     }
 
     #[getter]
     fn sequence_number(&self) -> u64 {
-        self.0.seq
+        self.cipher.seq
     }
 }
 
@@ -526,7 +521,8 @@ mod tests {
         let records = sealer.seal(23, &[7; 20000], MAX_FRAGMENT).unwrap();
         assert_eq!(sealer.seq, u64::MAX);
         assert!(matches!(sealer.seal(23, b"x", MAX_FRAGMENT), Err(Error::SequenceExhausted)));
-        let (opened, used) = opener.open(&records).unwrap();
-        assert!(opened == vec![(23, vec![7; 20000])] && used == records.len());
+        let mut out = Vec::new();
+        let (opened, used) = opener.open(&records, &mut out).unwrap();
+        assert!(opened == vec![(23, 0..20000)] && out == vec![7; 20000] && used == records.len());
     }
 }
