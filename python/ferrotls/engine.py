@@ -38,7 +38,7 @@ class SocketEngine:
 
     def _feed(self, data: bytes) -> None:
         try:
-            events = self.conn.receive_data(data)
+            self._take(self.conn.receive_data(data))
         except TLSAlert as e:
             self._flush_quietly()
             raise TLSError(str(e), e.description.name, sent=True) from e
@@ -46,6 +46,8 @@ class SocketEngine:
             raise TLSError(str(e), e.name, sent=False) from e
         finally:
             self._flush_quietly()
+
+    def _take(self, events) -> None:
         for event in events:
             if isinstance(event, ApplicationData):
                 self._plaintext.append(event.data)
@@ -59,7 +61,10 @@ class SocketEngine:
             pass
 
     def _read_more(self) -> bool:
-        """Reads from the socket and processes it; False at TCP EOF."""
+        """Reads from the socket and processes it; False at TCP EOF. An error the connection
+        held back behind data already delivered is raised first."""
+        if self.conn.pending_error is not None:
+            self._feed(b"")
         data = self.sock.recv(RECV_SIZE)
         if not data:
             return False

@@ -150,6 +150,11 @@ class Connection:
             raise
         return events
 
+    @property
+    def pending_error(self) -> Optional[Exception]:
+        """An error found after events that receive_data returned first; the next call raises it."""
+        return self._pending_error
+
     def data_to_send(self) -> bytes:
         out = bytes(self._out)
         self._out.clear()
