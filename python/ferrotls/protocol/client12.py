@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from typing import List, Optional
+from typing import Optional
 
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 

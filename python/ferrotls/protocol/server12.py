@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -30,6 +31,7 @@ from .messages import (
     ExtensionType,
     HandshakeType,
     NewSessionTicket,
+    Reader,
     ServerHello,
     decode_renegotiation_info,
     decode_server_name,
@@ -114,8 +116,6 @@ class ExpectClientHello(State):
 
 
 def _decode_versions(data: bytes):
-    from .messages import Reader
-
     r = Reader(data, "supported_versions")
     versions = r.items(1, 2, minimum=2)
     r.done()
@@ -160,7 +160,7 @@ def _resume(conn: Connection, hello: ClientHello, session: Session, reply, issue
     conn.send_handshake(ServerHello(TLS12, conn.server_random, hello.session_id, conn.suite.code, 0, reply), "server hello")
     conn.session = session
     if issue_ticket:
-        renewed = Session(**{**session.__dict__, "ticket": b""})
+        renewed = dataclasses.replace(session, ticket=b"")
         conn.send_handshake(NewSessionTicket(conn.config.ticket_keys.lifetime, conn.config.ticket_keys.seal(renewed, conn.now)), "session ticket")
     sealer, conn.pending_opener = record_protection(
         conn.suite, conn.master_secret, conn.client_random, conn.server_random, False, conn.encrypt_then_mac
