@@ -51,8 +51,8 @@ class RecordOpener:
         encrypt_then_mac: bool = False,
         sequence_number: int = 0,
     ) -> None: ...
-    def open(self, data: Buffer) -> Tuple[List[Tuple[int, bytes]], int]:
-        """Opens the complete records at the start of `data`: returns (content type, plaintext)
+    def open(self, data: Buffer, start: int = 0) -> Tuple[List[Tuple[int, bytes]], int]:
+        """Opens the complete records at the start of `data[start:]`: returns (content type, plaintext)
         pairs, consecutive application data merged, and how many bytes were consumed. Stops after
         a record that is not application data. A bad record raises RecordError when it comes
         first; after good ones it ends the batch and the next call raises. In TLS 1.3 an

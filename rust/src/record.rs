@@ -440,11 +440,14 @@ impl RecordOpener {
         Ok(RecordOpener { cipher, scratch: Vec::new() })
     }
 
-    /// ([(content_type, plaintext), ...], bytes consumed) for the complete records in `data`.
-    fn open<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyList>, usize)> {
+    /// ([(content_type, plaintext), ...], bytes consumed) for the complete records in
+    /// `data[start:]` (an offset rather than a slice spares the caller a copy).
+    #[pyo3(signature = (data, start = 0))]
+    fn open<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, start: usize) -> PyResult<(Bound<'py, PyList>, usize)> {
         let input = Input::new(data)?;
+        let buf = input.as_slice().get(start..).ok_or_else(|| PyValueError::new_err("start is past the end of data"))?;
         let RecordOpener { cipher, scratch } = self;
-        let (segments, used) = py.detach(|| cipher.open(input.as_slice(), scratch))?;
+        let (segments, used) = py.detach(|| cipher.open(buf, scratch))?;
         let items = segments.into_iter().map(|(t, range)| (t, PyBytes::new(py, &scratch[range])));
         Ok((PyList::new(py, items)?, used))
     }

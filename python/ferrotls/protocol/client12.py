@@ -55,8 +55,12 @@ class ClientStart(State):
         config = conn.config
         conn.client_random = _core.random_bytes(32)
         session = conn.session
+        # Resumption needs the extended master secret, on the session and offered now
+        # (RFC 7627 5.3).
         if session is not None and not (
-            session.extended_master_secret and any(s.code == session.cipher_suite for s in config.cipher_suites)
+            config.extended_master_secret
+            and session.extended_master_secret
+            and any(s.code == session.cipher_suite for s in config.cipher_suites)
         ):
             session = None
         exts = {}

@@ -90,7 +90,7 @@ class Connection:
         self.server_hostname = server_hostname
         self.now = time.time() if now is None else now
         self._in = bytearray()
-        self._out = bytearray()
+        self._out: List[bytes] = []
         self._hs_in = bytearray()
         self._hs_out = bytearray()
         self._sealer: Optional[_core.RecordSealer] = None
@@ -139,10 +139,9 @@ class Connection:
             raise self._pending_error
         if self.failed is not None:
             raise self.failed
-        self._in += data
         events: List[Event] = []
         try:
-            self._guard(lambda: self._process(events))
+            self._guard(lambda: self._process(bytes(data), events))
         except (TLSAlert, PeerAlert) as e:
             if events:
                 self._pending_error = e
@@ -156,7 +155,7 @@ class Connection:
         return self._pending_error
 
     def data_to_send(self) -> bytes:
-        out = bytes(self._out)
+        out = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out.clear()
         return out
 
@@ -165,7 +164,7 @@ class Connection:
             raise RuntimeError("the handshake is not complete")
         if self.close_sent or self.failed is not None:
             raise RuntimeError("the connection is closed")
-        self._out += self._sealer.seal(ContentType.application_data, data)
+        self._out.append(self._sealer.seal(ContentType.application_data, data))
 
     def close(self) -> None:
         """Sends close_notify (once)."""
@@ -198,32 +197,66 @@ class Connection:
         self.failed = alert
         raise alert
 
-    def _process(self, events: List[Event]) -> None:
+    def _process(self, data: bytes, events: List[Event]) -> None:
+        """Consumes `data`: first completes a record left partial by the previous call, then
+        opens whole records straight from `data` (no copy), keeping only a partial one."""
+        pos = 0
         while self.failed is None and not self.peer_closed:
-            if self._opener is not None:
-                if len(self._in) < 5:
-                    return
-                records, used = self._opener.open(self._in)
-                del self._in[:used]
-                if not records:
-                    return
-                for content_type, data in records:
-                    self._dispatch(content_type, data, events)
-            else:
-                if len(self._in) < 5:
-                    return
-                content_type, version, length = struct.unpack("!BHH", self._in[:5])
-                if content_type not in (20, 21, 22, 23):
-                    raise TLSAlert(AlertDescription.unexpected_message, f"unknown record type {content_type}")
-                if version >> 8 != 3:
-                    raise TLSAlert(AlertDescription.protocol_version, f"record version {version:#06x}")
-                if length > MAX_FRAGMENT:
-                    raise TLSAlert(AlertDescription.record_overflow, "plaintext record too long")
-                if len(self._in) < 5 + length:
-                    return
-                data = bytes(self._in[5 : 5 + length])
-                del self._in[: 5 + length]
+            if self._in:
+                missing = self._missing(self._in)
+                self._in += data[pos : pos + missing]
+                pos = min(pos + missing, len(data))
+                if self._missing(self._in):
+                    if pos == len(data):
+                        return
+                    continue
+                record = bytes(self._in)
+                self._in.clear()
+                self._take_records(record, 0, events)
+                continue
+            used = self._take_records(data, pos, events)
+            if not used:
+                self._in += data[pos:]
+                return
+            pos += used
+
+    def _missing(self, partial: bytearray) -> int:
+        """How many more bytes the record starting `partial` needs (checking its header)."""
+        if len(partial) < 5:
+            return 5 - len(partial)
+        content_type, version, length = struct.unpack_from("!BHH", partial)
+        self._check_header(content_type, version, length)
+        return 5 + length - len(partial)
+
+    def _check_header(self, content_type: int, version: int, length: int) -> None:
+        if self._opener is not None:
+            # RFC 5246 6.2.3: a protected record is at most 2^14 + 2048 bytes; the opener checks
+            # the rest, but this catches an oversized one before its body arrives.
+            if length > MAX_FRAGMENT + 2048:
+                raise TLSAlert(AlertDescription.record_overflow, "record too long")
+            return
+        if content_type not in (20, 21, 22, 23):
+            raise TLSAlert(AlertDescription.unexpected_message, f"unknown record type {content_type}")
+        if version >> 8 != 3:
+            raise TLSAlert(AlertDescription.protocol_version, f"record version {version:#06x}")
+        if length > MAX_FRAGMENT:
+            raise TLSAlert(AlertDescription.record_overflow, "plaintext record too long")
+
+    def _take_records(self, buf: bytes, pos: int, events: List[Event]) -> int:
+        """Handles the complete records at buf[pos:]; returns the bytes used (0: none complete)."""
+        if len(buf) - pos < 5:
+            return 0
+        if self._opener is not None:
+            records, used = self._opener.open(buf, pos)
+            for content_type, data in records:
                 self._dispatch(content_type, data, events)
+            return used
+        content_type, version, length = struct.unpack_from("!BHH", buf, pos)
+        self._check_header(content_type, version, length)
+        if len(buf) - pos < 5 + length:
+            return 0
+        self._dispatch(content_type, buf[pos + 5 : pos + 5 + length], events)
+        return 5 + length
 
     def _dispatch(self, content_type: int, data: bytes, events: List[Event]) -> None:
         if content_type != ContentType.handshake and self._hs_in:
@@ -277,13 +310,13 @@ class Connection:
             raise TLSAlert(AlertDescription.decode_error, "malformed alert")
         level, description = data[0], data[1]
         self.info(f"alert read:{_level_text(level)}:{_alert_text(description)}", prefix="SSL3 ")
+        if level != AlertLevel.warning:
+            raise PeerAlert(description)
         events.append(AlertReceived(level, description))
         if description == AlertDescription.close_notify:
             self.peer_closed = True
             events.append(ConnectionClosed())
             self.close()
-        elif level != AlertLevel.warning:
-            raise PeerAlert(description)
 
     # Used by the handshake states.
 
@@ -326,11 +359,11 @@ class Connection:
 
     def _write_record(self, content_type: int, data: bytes) -> None:
         if self._sealer is not None:
-            self._out += self._sealer.seal(content_type, data)
+            self._out.append(self._sealer.seal(content_type, data))
             return
         for i in range(0, len(data), MAX_FRAGMENT):
             chunk = data[i : i + MAX_FRAGMENT]
-            self._out += struct.pack("!BHH", content_type, TLS12, len(chunk)) + chunk
+            self._out.append(struct.pack("!BHH", content_type, TLS12, len(chunk)) + chunk)
 
 
 def _level_text(level: int) -> str:
