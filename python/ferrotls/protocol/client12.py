@@ -32,7 +32,9 @@ from .messages import (
     HandshakeType,
     NewSessionTicket,
     ServerHello,
+    decode_alpn,
     decode_renegotiation_info,
+    encode_alpn,
     encode_server_name,
     require_empty,
     u16_list,
@@ -73,6 +75,8 @@ class ClientStart(State):
             exts[ExtensionType.encrypt_then_mac] = b""
         if config.session_tickets:
             exts[ExtensionType.session_ticket] = session.ticket if session is not None else b""
+        if config.alpn_protocols:
+            exts[ExtensionType.application_layer_protocol_negotiation] = encode_alpn(config.alpn_protocols)
         exts[ExtensionType.renegotiation_info] = vec(b"", 1)
         # A session ID to resume by; with a ticket, a fresh one tells us whether the server took
         # it (RFC 5077 3.4).
@@ -112,6 +116,12 @@ class ExpectServerHello(State):
         for flag in (ExtensionType.extended_master_secret, ExtensionType.encrypt_then_mac, ExtensionType.session_ticket):
             if flag in exts:
                 require_empty(exts[flag], flag.name)
+        if ExtensionType.application_layer_protocol_negotiation in exts:
+            chosen = decode_alpn(exts[ExtensionType.application_layer_protocol_negotiation])
+            # RFC 7301 3.1: exactly one name, one we offered.
+            if len(chosen) != 1 or chosen[0] not in conn.config.alpn_protocols:
+                raise TLSAlert(AlertDescription.illegal_parameter, "server chose an ALPN protocol we did not offer")
+            conn.alpn_protocol = chosen[0]
         conn.suite = suite
         conn.server_random = sh.random
         conn.extended_master_secret = ExtensionType.extended_master_secret in exts

@@ -54,8 +54,11 @@ def check_finished(conn, body: bytes) -> None:
     if not hmac.compare_digest(received.verify_data, expected):
         raise TLSAlert(AlertDescription.decrypt_error, "Finished verify_data does not match")
     conn.info("read finished")
+    conn.first_finished = conn.first_finished or received.verify_data
 
 
 def send_finished(conn) -> None:
     verify_data = finished_verify_data(conn.suite, conn.master_secret, conn.is_client, bytes(conn.transcript))
     conn.send_handshake(Finished(verify_data), "finished")
+    # RFC 5929 3.1: tls-unique is the first Finished of the handshake.
+    conn.first_finished = conn.first_finished or verify_data

@@ -48,3 +48,8 @@ class TLSConfig:
     choose_certificate: Optional[Callable[[List["Credential"], List[bytes]], Optional["Credential"]]] = None
     # Called with each handshake step, worded like OpenSSL's info callback.
     info_callback: Optional[Callable[[str], None]] = None
+    # ALPN (RFC 7301): the protocols offered (client) or accepted in preference order (server).
+    alpn_protocols: List[bytes] = field(default_factory=list)
+    # Server: called with the client's server_name (or None) before the server answers; may
+    # return another configuration to use (another certificate), or raise TLSAlert.
+    server_name_callback: Optional[Callable[[Optional[str]], Optional["TLSConfig"]]] = None

@@ -119,6 +119,9 @@ class Connection:
         self.peer_chain: List[bytes] = []
         self.verified_chain: list = []
         self.local_credential = None
+        self.alpn_protocol: Optional[bytes] = None
+        self.offered_suites: List[int] = []  # the client's cipher_suites
+        self.first_finished = b""  # tls-unique (RFC 5929)
         from .client12 import ClientStart
         from .server12 import ExpectClientHello
 

@@ -397,3 +397,18 @@ def decode_renegotiation_info(data: bytes) -> bytes:
 def require_empty(data: bytes, what: str) -> None:
     if data:
         raise decode_error(f"{what} extension is not empty")
+
+
+def encode_alpn(protocols: List[bytes]) -> bytes:
+    return vec(b"".join(vec(p, 1) for p in protocols), 2)
+
+
+def decode_alpn(data: bytes) -> List[bytes]:
+    """ProtocolNameList (RFC 7301 section 3.1): non-empty, of non-empty names."""
+    r = Reader(data, "application_layer_protocol_negotiation")
+    names = Reader(r.vector(2, minimum=2), "application_layer_protocol_negotiation")
+    r.done()
+    out = []
+    while names.remaining():
+        out.append(names.vector(1, minimum=1))
+    return out

@@ -33,8 +33,10 @@ from .messages import (
     NewSessionTicket,
     Reader,
     ServerHello,
+    decode_alpn,
     decode_renegotiation_info,
     decode_server_name,
+    encode_alpn,
     decode_u16_list,
     require_empty,
     vec,
@@ -70,6 +72,9 @@ class ExpectClientHello(State):
             conn.secure_renegotiation = True
         if ExtensionType.server_name in exts:
             conn.server_name = decode_server_name(exts[ExtensionType.server_name])
+        if config.server_name_callback is not None:
+            config = conn.config = config.server_name_callback(conn.server_name) or config
+        conn.offered_suites = hello.cipher_suites
         if ExtensionType.signature_algorithms in exts:
             decode_u16_list(exts[ExtensionType.signature_algorithms], "signature_algorithms")
         for flag in (ExtensionType.extended_master_secret, ExtensionType.encrypt_then_mac):
@@ -95,6 +100,12 @@ class ExpectClientHello(State):
             reply[ExtensionType.extended_master_secret] = b""
         if conn.encrypt_then_mac:
             reply[ExtensionType.encrypt_then_mac] = b""
+        if ExtensionType.application_layer_protocol_negotiation in exts and config.alpn_protocols:
+            offered = decode_alpn(exts[ExtensionType.application_layer_protocol_negotiation])
+            # Our preference first (as OpenSSL's SSL_select_next_proto); no overlap: no ALPN.
+            conn.alpn_protocol = next((p for p in config.alpn_protocols if p in offered), None)
+            if conn.alpn_protocol is not None:
+                reply[ExtensionType.application_layer_protocol_negotiation] = encode_alpn([conn.alpn_protocol])
         # Issue a ticket when asked for one and the session can be resumed (it has EMS).
         issue_ticket = ticket is not None and ems
         if issue_ticket:
