@@ -23,6 +23,50 @@ class CipherSuite:
         return self.mac_key_len > 0
 
     @property
+    def bits(self) -> int:
+        return self.key_len * 8
+
+    @property
+    def mac_name(self) -> str:
+        """OpenSSL's digest name: AEAD, SHA1, SHA256, SHA384."""
+        if not self.is_cbc:
+            return "AEAD"
+        return "SHA1" if self.mac_key_len == 20 else f"SHA{self.mac_key_len * 8}"
+
+    @property
+    def protocol(self) -> str:
+        """The version OpenSSL says the suite came with (SSL_CIPHER_get_version)."""
+        return "SSLv3" if self.mac_name == "SHA1" else "TLSv1.2"
+
+    @property
+    def aliases(self) -> frozenset:
+        """The OpenSSL cipher-string words that select this suite."""
+        words = {"ALL", "DEFAULT", "HIGH", "RSA", "kRSA", "aRSA", "AES", f"AES{self.bits}", self.protocol,
+                 self.name, self.openssl_name}
+        words.add("AESGCM" if not self.is_cbc else self.mac_name)
+        if self.mac_name == "SHA1":
+            words.add("SHA")
+        return frozenset(words)
+
+    def describe(self) -> dict:
+        """The dict ssl.SSLContext.get_ciphers() gives for it."""
+        enc = f"AESGCM({self.bits})" if not self.is_cbc else f"AES({self.bits})"
+        mode = "gcm" if not self.is_cbc else "cbc"
+        return {
+            "id": 0x03000000 | self.code,
+            "name": self.openssl_name,
+            "protocol": self.protocol,
+            "description": f"{self.openssl_name:<30} {self.protocol:<7} Kx=RSA      Au=RSA   Enc={enc:<22} Mac={self.mac_name}",
+            "strength_bits": self.bits,
+            "alg_bits": self.bits,
+            "aead": not self.is_cbc,
+            "symmetric": f"aes-{self.bits}-{mode}",
+            "digest": None if not self.is_cbc else self.mac_name.lower(),
+            "kea": "kx-rsa",
+            "auth": "auth-rsa",
+        }
+
+    @property
     def key_block_len(self) -> int:
         """RFC 5246 6.3: two MAC keys, two encryption keys, two fixed IVs."""
         return 2 * (self.mac_key_len + self.key_len + self.fixed_iv_len)
@@ -44,19 +88,37 @@ TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
 
 
 def parse_cipher_list(spec: Optional[str]) -> List[CipherSuite]:
-    """Suites named in an OpenSSL-style list ("AES128-GCM-SHA256:AES256-SHA", IANA names work
-    too), in the order given; None or "DEFAULT"/"ALL" means every suite in default order."""
-    if not spec or spec.upper() in ("DEFAULT", "ALL"):
+    """The suites an OpenSSL-style cipher list names (see select_ciphers); None means all."""
+    if not spec:
         return list(TLS12_SUITES)
-    names = {s.openssl_name.upper(): s for s in TLS12_SUITES}
-    names.update({s.name.upper(): s for s in TLS12_SUITES})
-    chosen: List[CipherSuite] = []
-    for part in spec.replace(",", ":").replace(" ", ":").split(":"):
-        suite = names.get(part.strip().upper())
-        if suite and suite not in chosen:
-            chosen.append(suite)
+    chosen = select_ciphers(spec)
     if not chosen:
         raise ValueError(f"no cipher can be selected from {spec!r}")
+    return chosen
+
+
+def select_ciphers(spec: str) -> List[CipherSuite]:
+    """The suites an OpenSSL cipher string selects, in order (openssl-ciphers(1)): names and
+    aliases joined by ':', ',' or ' '; "A+B" for both; "!" bans, "-" removes, "+" moves to the
+    end; "@STRENGTH" sorts by key size; "@SECLEVEL=n" is accepted. IANA names work too."""
+    chosen: List[CipherSuite] = []
+    banned: set = set()
+    for token in spec.replace(",", ":").replace(" ", ":").split(":"):
+        if not token or token.startswith("@SECLEVEL"):
+            continue
+        if token == "@STRENGTH":
+            chosen.sort(key=lambda s: -s.bits)
+            continue
+        op, words = (token[0], token[1:]) if token[0] in "!-+" else ("", token)
+        matching = [s for s in TLS12_SUITES if all(w in s.aliases for w in words.split("+"))]
+        if op == "!":
+            banned.update(matching)
+        if op in ("!", "-"):
+            chosen = [s for s in chosen if s not in matching]
+        elif op == "+":
+            chosen = [s for s in chosen if s not in matching] + [s for s in chosen if s in matching]
+        else:
+            chosen += [s for s in matching if s not in chosen and s not in banned]
     return chosen
 
 
