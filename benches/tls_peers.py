@@ -48,7 +48,9 @@ from typing import Optional
 
 CHUNK = 1 << 20  # one sendall / recv buffer
 HOSTNAME = "localhost"
-IMPLS = ("ferrotls", "stdlib")
+# ferrotls: protocol.Connection + engine.SocketEngine; ferrotls-ssl: ferrotls.SSLContext behind the
+# standard ssl.SSLSocket (the drop-in path); stdlib: the ssl module on OpenSSL.
+IMPLS = ("ferrotls", "ferrotls-ssl", "stdlib")
 TIMEOUT = 60.0  # the same socket timeout on both sides and for both libraries
 
 
@@ -98,8 +100,17 @@ def warm_allocator() -> bool:
 # --- configuration of each library -------------------------------------------------------------
 
 
-def stdlib_context(server: bool, cipher: str, pki: PKI) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+def context_class(impl: str):
+    if impl == "ferrotls-ssl":
+        import ferrotls
+
+        return ferrotls.SSLContext
+    return ssl.SSLContext
+
+
+def stdlib_context(server: bool, cipher: str, pki: PKI, cls=ssl.SSLContext) -> ssl.SSLContext:
+    """An ssl.SSLContext (or ferrotls' drop-in one) set up the same way for either library."""
+    ctx = cls(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(cipher)
@@ -181,8 +192,10 @@ class StdlibPeer(Peer):
         self.ssock.close()
 
     def negotiated(self) -> dict:
-        # EtM/EMS are not exposed by `ssl`; probe_stdlib_extensions() finds them.
-        return {"cipher": self.ssock.cipher()[0], "etm": None, "ems": None, "resumed": self.ssock.session_reused}
+        # EtM/EMS are not exposed by `ssl`; probe_stdlib_extensions() finds them for OpenSSL.
+        conn = getattr(self.ssock._sslobj, "conn", None)  # ferrotls' engine
+        return {"cipher": self.ssock.cipher()[0], "etm": conn and conn.encrypt_then_mac,
+                "ems": conn and conn.extended_master_secret, "resumed": self.ssock.session_reused}
 
 
 def probe_stdlib_extensions(cipher: str, pki: PKI, port: int) -> dict:
@@ -226,8 +239,8 @@ class Client:
         self.impl, self.cipher, self.pki = impl, cipher, pki
         if impl == "ferrotls":
             self.cfg = ferrotls_config(False, cipher, pki)
-        elif impl == "stdlib":
-            self.ctx = stdlib_context(False, cipher, pki)
+        elif impl in IMPLS:
+            self.ctx = stdlib_context(False, cipher, pki, context_class(impl))
         else:
             raise ValueError(impl)
 
@@ -371,7 +384,7 @@ def serve(impl: str, mode: str, cipher: str, pki: PKI, nbytes: int) -> None:
         cfg = ferrotls_config(True, cipher, pki)
         accept = lambda sock: FerroPeer(sock, cfg, server=True)  # noqa: E731
     else:
-        ctx = stdlib_context(True, cipher, pki)
+        ctx = stdlib_context(True, cipher, pki, context_class(impl))
         accept = lambda sock: StdlibPeer(sock, ctx, server=True)  # noqa: E731
     print(f"PORT {listener.getsockname()[1]}", flush=True)
     # Totals from the end of the first connection on: it pays one-time costs (aws-lc's RNG
