@@ -277,6 +277,17 @@ class SSLContext(ssl.SSLContext):
         with self._keylog_lock, open(self._keylog_filename, "a") as f:
             f.write(f"CLIENT_RANDOM {client_random.hex()} {master_secret.hex()}\n")
 
+    @property
+    def _msg_callback(self):
+        """ssl's debugging hook on OpenSSL's messages: accepted, never called."""
+        return self.__dict__.get("_msg_cb")
+
+    @_msg_callback.setter
+    def _msg_callback(self, callback) -> None:
+        if callback is not None and not callable(callback):
+            raise TypeError(f"{callback!r} is not callable.")
+        self.__dict__["_msg_cb"] = callback
+
     # Statistics.
 
     def session_stats(self) -> Dict[str, int]:

@@ -47,15 +47,20 @@ def _either(name: str) -> property:
 
 # The properties ssl.py defines with super(SSLContext, SSLContext).
 _BY_NAME = [n for n in ("minimum_version", "maximum_version", "options", "verify_flags", "verify_mode",
-                        "hostname_checks_common_name") if hasattr(_C_BASE, n)]
+                        "hostname_checks_common_name", "_msg_callback") if hasattr(_C_BASE, n)]
 
 
-class InjectedSSLContext(_FerroContext, metaclass=_AcceptsStdlibContexts):
-    """ssl.SSLContext while injected: ferrotls' context, and a stdlib one for isinstance."""
+class _Dispatch:
+    """Comes right after InjectedSSLContext in its MRO, which is where ssl.py's
+    super(SSLContext, SSLContext) lands once ssl.SSLContext is InjectedSSLContext."""
 
 
 for _name in _BY_NAME:
-    setattr(InjectedSSLContext, _name, _either(_name))
+    setattr(_Dispatch, _name, _either(_name))
+
+
+class InjectedSSLContext(_Dispatch, _FerroContext, metaclass=_AcceptsStdlibContexts):
+    """ssl.SSLContext while injected: ferrotls' context, and a stdlib one for isinstance."""
 
 
 def _replacements() -> Dict[str, object]:
