@@ -40,8 +40,8 @@ class SSLContext(ssl.SSLContext):
         self._verify_mode = ssl.CERT_REQUIRED if client else ssl.CERT_NONE
         self._check_hostname = client
         self._options = ssl.Options(super().options)
-        self._minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-        self._maximum_version = ssl.TLSVersion.MAXIMUM_SUPPORTED
+        self._minimum_version = ssl.TLSVersion(super().minimum_version)
+        self._maximum_version = ssl.TLSVersion(super().maximum_version)
         self._verify_flags = ssl.VerifyFlags(super().verify_flags)
         self._trust = TrustStore()
         self._credentials: List[Credential] = []

@@ -270,9 +270,9 @@ class SSLEngine:
         try:
             result = callback(self.owner, server_name, before) if callback is not None else None
         except Exception:
-            raise TLSAlert(AlertDescription.handshake_failure, "the server name callback failed") from None
+            raise TLSAlert(AlertDescription.handshake_failure, sslerrors.CALLBACK_FAILED) from None
         if result is not None:
-            raise TLSAlert(AlertDescription(result), "refused by the server name callback")
+            raise TLSAlert(AlertDescription(result), sslerrors.CALLBACK_FAILED)
         if self._context is not before:
             return self._context._tls_config(True, None)
         return None
@@ -289,8 +289,10 @@ class SSLEngine:
         if not self._done:
             self._done = True
             self._context._count("accept_good" if self.server_side else "connect_good")
-            if self.server_side:
-                self._context._count("hits" if conn.resumed else "misses")
+            if self.server_side and conn.resumed:
+                self._context._count("hits")
+            elif self.server_side and conn.session_offered:
+                self._context._count("misses")  # as OpenSSL: a session asked for and not found
             self._context._write_keylog(conn.client_random, conn.master_secret)
 
     # Reading and writing.
@@ -453,7 +455,7 @@ class SSLEngine:
 
     def get_channel_binding(self, cb_type: str = "tls-unique") -> Optional[bytes]:
         if cb_type != "tls-unique":
-            raise ValueError(f"Unsupported channel binding type '{cb_type}'")
+            raise ValueError(f"'{cb_type}' channel binding type not implemented")
         if self.conn is None or not self.conn.first_finished:
             return None
         return self.conn.first_finished

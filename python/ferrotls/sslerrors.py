@@ -26,6 +26,10 @@ _LOCAL_REASONS = {
 }
 
 
+# The message of a TLSAlert raised for a refusing or failing server name callback.
+CALLBACK_FAILED = "callback failed"
+
+
 def _make(cls, code: int, reason: str, text: str) -> ssl.SSLError:
     err = cls(code, f"[SSL: {reason}] {text} (_ssl.c:1006)")
     err.library = "SSL"
@@ -62,7 +66,9 @@ def from_protocol_error(exc: Exception, hostname: str | None = None) -> ssl.SSLE
         err.verify_code = verify.verify_code
         err.verify_message = message
         return err
-    if exc.description == AlertDescription.handshake_failure and "no shared cipher" in exc.message:
+    if exc.message == CALLBACK_FAILED:
+        reason = "CALLBACK_FAILED"
+    elif exc.description == AlertDescription.handshake_failure and "no shared cipher" in exc.message:
         reason = "NO_SHARED_CIPHER"
     elif exc.description == AlertDescription.handshake_failure and "did not return a certificate" in exc.message:
         reason = "PEER_DID_NOT_RETURN_A_CERTIFICATE"
@@ -72,10 +78,7 @@ def from_protocol_error(exc: Exception, hostname: str | None = None) -> ssl.SSLE
 
 
 def eof_error() -> ssl.SSLEOFError:
-    err = ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "EOF occurred in violation of protocol (_ssl.c:2393)")
-    err.library = "SSL"
-    err.reason = "UNEXPECTED_EOF_WHILE_READING"
-    return err
+    return _make(ssl.SSLEOFError, ssl.SSL_ERROR_EOF, "UNEXPECTED_EOF_WHILE_READING", "EOF occurred in violation of protocol")
 
 
 def want_read() -> ssl.SSLWantReadError:

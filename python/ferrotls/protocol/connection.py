@@ -122,6 +122,7 @@ class Connection:
         self.alpn_protocol: Optional[bytes] = None
         self.offered_suites: List[int] = []  # the client's cipher_suites
         self.first_finished = b""  # tls-unique (RFC 5929)
+        self.session_offered = False  # server: the client asked to resume (by ID or ticket)
         from .client12 import ClientStart
         from .server12 import ExpectClientHello
 

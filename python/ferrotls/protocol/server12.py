@@ -87,6 +87,7 @@ class ExpectClientHello(State):
         conn.client_random = hello.random
         conn.server_random = _core.random_bytes(32)
         conn.extended_master_secret = ems
+        conn.session_offered = bool(hello.session_id or ticket)
         session = _find_session(conn, hello, ticket) if ems else None
         suite = BY_CODE[session.cipher_suite] if session else choose(config.cipher_suites, hello.cipher_suites, config.prefer_client_ciphers)
         if suite is None:

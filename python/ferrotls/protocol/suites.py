@@ -83,6 +83,10 @@ TLS12_SUITES: List[CipherSuite] = [
 
 BY_CODE: Dict[int, CipherSuite] = {s.code: s for s in TLS12_SUITES}
 
+# The order OpenSSL lists what an alias (HIGH, kRSA, AESGCM, ...) selects: AEAD before CBC,
+# SHA-2 MACs before SHA-1, stronger first.
+_OPENSSL_ORDER = sorted(TLS12_SUITES, key=lambda s: (s.is_cbc, s.mac_key_len == 20, -s.key_len))
+
 # RFC 5746 section 3.3: the signalling cipher suite value.
 TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
 
@@ -110,7 +114,7 @@ def select_ciphers(spec: str) -> List[CipherSuite]:
             chosen.sort(key=lambda s: -s.bits)
             continue
         op, words = (token[0], token[1:]) if token[0] in "!-+" else ("", token)
-        matching = [s for s in TLS12_SUITES if all(w in s.aliases for w in words.split("+"))]
+        matching = [s for s in _OPENSSL_ORDER if all(w in s.aliases for w in words.split("+"))]
         if op == "!":
             banned.update(matching)
         if op in ("!", "-"):
