@@ -55,7 +55,10 @@ def _is_ip(host: str) -> bool:
 class ClientStart(State):
     def start(self, conn: Connection) -> State:
         config = conn.config
-        conn.client_random = _core.random_bytes(32)
+        # One draw for the handshake's randomness (each aws-lc call pays for prediction
+        # resistance): client_random, then the premaster's 46 random bytes.
+        fresh = _core.random_bytes(32 + 46)
+        conn.client_random = fresh[:32]
         session = conn.session
         # Resumption needs the extended master secret, on the session and offered now
         # (RFC 7627 5.3).
@@ -85,13 +88,14 @@ class ClientStart(State):
             session_id = session.session_id or _core.random_bytes(32)
         hello = ClientHello(TLS12, conn.client_random, session_id, [s.code for s in config.cipher_suites], b"\x00", exts)
         conn.send_handshake(hello, "client hello")
-        return ExpectServerHello(hello, session)
+        return ExpectServerHello(hello, session, fresh[32:])
 
 
 class ExpectServerHello(State):
-    def __init__(self, hello: ClientHello, session: Optional[Session]):
+    def __init__(self, hello: ClientHello, session: Optional[Session], premaster_random: bytes):
         self.hello = hello
         self.session = session
+        self.premaster_random = premaster_random
 
     def handle(self, conn: Connection, msg_type: int, body: bytes) -> State:
         if msg_type != HandshakeType.server_hello:
@@ -145,13 +149,14 @@ class ExpectServerHello(State):
                 suite, conn.master_secret, conn.client_random, conn.server_random, True, conn.encrypt_then_mac
             )
             return ExpectTicketOrChangeCipherSpec(ticket_expected, sh.session_id, sealer)
-        return ExpectCertificate(ticket_expected, sh.session_id)
+        return ExpectCertificate(ticket_expected, sh.session_id, self.premaster_random)
 
 
 class ExpectCertificate(State):
-    def __init__(self, ticket_expected: bool, session_id: bytes):
+    def __init__(self, ticket_expected: bool, session_id: bytes, premaster_random: bytes):
         self.ticket_expected = ticket_expected
         self.session_id = session_id
+        self.premaster_random = premaster_random
 
     def handle(self, conn: Connection, msg_type: int, body: bytes) -> State:
         if msg_type != HandshakeType.certificate:
@@ -197,7 +202,7 @@ class ExpectCertificateRequestOrDone(State):
             chain = credential.chain_der if credential is not None else []
             conn.send_handshake(Certificate(chain), "client certificate")
         # RFC 5246 7.4.7.1: client_version, then 46 random bytes, encrypted to the server's key.
-        premaster = struct.pack("!H", TLS12) + _core.random_bytes(46)
+        premaster = struct.pack("!H", TLS12) + self.prev.premaster_random
         encrypted = self.server_key.encrypt(premaster, padding.PKCS1v15())
         conn.send_handshake(ClientKeyExchange(encrypted), "client key exchange")
         session_hash = transcript_hash(suite, bytes(conn.transcript)) if conn.extended_master_secret else b""

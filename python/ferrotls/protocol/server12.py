@@ -85,7 +85,8 @@ class ExpectClientHello(State):
             raise TLSAlert(AlertDescription.handshake_failure, "client does not offer extended master secret")
         ticket = exts.get(ExtensionType.session_ticket) if config.session_tickets and config.ticket_keys else None
         conn.client_random = hello.random
-        conn.server_random = _core.random_bytes(32)
+        fresh = _core.random_bytes(64)  # server_random and a session ID, in one draw
+        conn.server_random = fresh[:32]
         conn.extended_master_secret = ems
         conn.session_offered = bool(hello.session_id or ticket)
         session = _find_session(conn, hello, ticket) if ems else None
@@ -113,7 +114,7 @@ class ExpectClientHello(State):
             reply[ExtensionType.session_ticket] = b""
         if session is not None:
             return _resume(conn, hello, session, reply, issue_ticket)
-        session_id = _core.random_bytes(32) if config.session_cache is not None and ems else b""
+        session_id = fresh[32:] if config.session_cache is not None and ems else b""
         conn.send_handshake(ServerHello(TLS12, conn.server_random, session_id, suite.code, 0, reply), "server hello")
         credential = _server_credential(conn)
         conn.local_credential = credential
