@@ -223,3 +223,75 @@ impl Drop for RsaPrivateKey {
         unsafe { sys::RSA_free(self.0) }
     }
 }
+
+/// An AEAD key for sealing from one buffer into another (aws-lc-rs only seals in place, which
+/// would cost the record layer a copy of every plaintext).
+pub struct AeadSealingKey(Box<sys::EVP_AEAD_CTX>);
+
+// SAFETY: an initialised EVP_AEAD_CTX is only read by EVP_AEAD_CTX_seal_scatter (it takes a
+// const pointer), so sharing it between threads is sound.
+unsafe impl Send for AeadSealingKey {}
+unsafe impl Sync for AeadSealingKey {}
+
+pub const AEAD_TAG_LEN: usize = 16;
+
+impl AeadSealingKey {
+    /// `cipher`: "AES_128_GCM", "AES_256_GCM" or "CHACHA20_POLY1305"; `None` for a bad key.
+    pub fn new(cipher: &str, key: &[u8]) -> Option<Self> {
+        // SAFETY: each EVP_aead_* returns a pointer to a static method table.
+        let aead = unsafe {
+            match cipher {
+                "AES_128_GCM" => sys::EVP_aead_aes_128_gcm(),
+                "AES_256_GCM" => sys::EVP_aead_aes_256_gcm(),
+                "CHACHA20_POLY1305" => sys::EVP_aead_chacha20_poly1305(),
+                _ => return None,
+            }
+        };
+        // SAFETY: an all-zero EVP_AEAD_CTX is the state EVP_AEAD_CTX_zero gives, which init
+        // expects; the context is boxed so it never moves after init (its state is aligned in
+        // place); the key is key.len() readable bytes.
+        unsafe {
+            let mut ctx: Box<sys::EVP_AEAD_CTX> = Box::new(MaybeUninit::zeroed().assume_init());
+            if sys::EVP_AEAD_CTX_init(&mut *ctx, aead, key.as_ptr(), key.len(), AEAD_TAG_LEN, std::ptr::null_mut()) != 1 {
+                sys::ERR_clear_error();
+                return None;
+            }
+            Some(AeadSealingKey(ctx))
+        }
+    }
+
+    /// Encrypts `input` into `out` (the same length), then `extra` (a TLS 1.3 content type)
+    /// and the tag into `tag_out` (extra.len() + AEAD_TAG_LEN bytes).
+    pub fn seal(&self, nonce: &[u8; 12], aad: &[u8], input: &[u8], extra: &[u8], out: &mut [u8], tag_out: &mut [u8]) {
+        assert!(out.len() == input.len() && tag_out.len() == extra.len() + AEAD_TAG_LEN);
+        let mut tag_len = 0usize;
+        // SAFETY: `out` has input.len() writable bytes and does not overlap `input` (distinct
+        // borrows); `tag_out` has room for the encrypted `extra` and the tag, the most this
+        // context writes; nonce, AAD and `extra` are readable for their lengths.
+        let ok = unsafe {
+            sys::EVP_AEAD_CTX_seal_scatter(
+                &*self.0,
+                out.as_mut_ptr(),
+                tag_out.as_mut_ptr(),
+                &mut tag_len,
+                tag_out.len(),
+                nonce.as_ptr(),
+                nonce.len(),
+                input.as_ptr(),
+                input.len(),
+                extra.as_ptr(),
+                extra.len(),
+                aad.as_ptr(),
+                aad.len(),
+            )
+        };
+        assert!(ok == 1 && tag_len == tag_out.len(), "AEAD sealing of a bounded record cannot fail");
+    }
+}
+
+impl Drop for AeadSealingKey {
+    fn drop(&mut self) {
+        // SAFETY: the context was initialised by EVP_AEAD_CTX_init and is cleaned up once.
+        unsafe { sys::EVP_AEAD_CTX_cleanup(&mut *self.0) }
+    }
+}

@@ -3,6 +3,7 @@
 //! opens every complete record of a receive buffer in one call, with the GIL released.
 
 use crate::cbc::{CbcCipher, MacHash};
+use crate::ffi::AeadSealingKey;
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
@@ -74,7 +75,8 @@ enum NonceKind {
 }
 
 enum Protection {
-    Aead { key: LessSafeKey, nonce: NonceKind },
+    /// `key` opens; `sealer` seals from the caller's buffer straight into the output.
+    Aead { key: LessSafeKey, sealer: AeadSealingKey, nonce: NonceKind },
     Cbc(Box<CbcCipher>),
 }
 
@@ -106,13 +108,14 @@ impl RecordCipher {
             if !mac_key.is_empty() || encrypt_then_mac {
                 return Err(format!("{cipher} takes no MAC key and no encrypt-then-MAC"));
             }
+            let sealer = AeadSealingKey::new(cipher, key).ok_or_else(|| format!("{cipher} needs a {}-byte key", alg.key_len()))?;
             let key = UnboundKey::new(alg, key).map_err(|_| format!("{cipher} needs a {}-byte key", alg.key_len()))?;
             let nonce = if tls13 || cipher == "CHACHA20_POLY1305" {
                 NonceKind::Xor(fixed(iv, "the IV")?)
             } else {
                 NonceKind::Explicit(fixed(iv, "the GCM salt")?)
             };
-            Protection::Aead { key: LessSafeKey::new(key), nonce }
+            Protection::Aead { key: LessSafeKey::new(key), sealer, nonce }
         } else {
             let (aes, mac) = cipher
                 .strip_prefix("AES_")
@@ -208,22 +211,17 @@ impl RecordCipher {
         header[1..3].copy_from_slice(&RECORD_VERSION.to_be_bytes());
         header[3..5].copy_from_slice(&(body_len as u16).to_be_bytes());
         match &self.protection {
-            Protection::Aead { key, nonce } => {
+            Protection::Aead { sealer, nonce, .. } => {
                 let explicit = if let NonceKind::Explicit(_) = nonce { 8 } else { 0 };
                 body[..explicit].copy_from_slice(&self.seq.to_be_bytes()[..explicit]);
-                let (sealed, tag_out) = body[explicit..].split_at_mut(body_len - explicit - TAG_LEN);
-                sealed[..fragment.len()].copy_from_slice(fragment);
-                let aad: Vec<u8> = if self.tls13 {
+                let (sealed, tag_out) = body[explicit..].split_at_mut(fragment.len());
+                if self.tls13 {
                     // TLSInnerPlaintext: content || type, no padding; the AAD is the header.
-                    sealed[fragment.len()] = content_type;
-                    header.to_vec()
+                    sealer.seal(&self.nonce(nonce), header, fragment, &[content_type], sealed, tag_out);
                 } else {
-                    self.tls12_aad(content_type, fragment.len()).to_vec()
-                };
-                let tag = key
-                    .seal_in_place_separate_tag(Nonce::assume_unique_for_key(self.nonce(nonce)), Aad::from(aad), sealed)
-                    .expect("AEAD sealing of a bounded record cannot fail");
-                tag_out.copy_from_slice(tag.as_ref());
+                    let aad = self.tls12_aad(content_type, fragment.len());
+                    sealer.seal(&self.nonce(nonce), &aad, fragment, &[], sealed, tag_out);
+                }
             }
             Protection::Cbc(cbc) => cbc.seal_into(self.seq, content_type, RECORD_VERSION, fragment, body),
         }
@@ -340,7 +338,7 @@ impl RecordCipher {
     /// in `out` (no copy in between). Stops at the first that fails to authenticate; returns
     /// how many opened and the bytes of `buf` they took.
     pub fn open_application_data_run(&mut self, buf: &[u8], run: &[usize], out: &mut [u8]) -> (usize, usize) {
-        let Protection::Aead { key, nonce } = &self.protection else { unreachable!("runs are AEAD only") };
+        let Protection::Aead { key, nonce, .. } = &self.protection else { unreachable!("runs are AEAD only") };
         let explicit = if let NonceKind::Explicit(_) = nonce { 8 } else { 0 };
         let (mut pos, mut written) = (0, 0);
         for (opened, &plain_len) in run.iter().enumerate() {
@@ -366,7 +364,7 @@ impl RecordCipher {
     fn open_body(&self, outer_type: u8, body: &[u8], out: &mut Vec<u8>) -> Result<u8, Error> {
         let start = out.len();
         match &self.protection {
-            Protection::Aead { key, nonce } => {
+            Protection::Aead { key, nonce, .. } => {
                 let explicit = if let NonceKind::Explicit(_) = nonce { 8 } else { 0 };
                 if body.len() < explicit + TAG_LEN {
                     return Err(Error::BadRecordMac);
