@@ -5,7 +5,7 @@ The server runs in its own interpreter (this file as a script, started by `Serve
 neither side's GIL throttles the other; the client runs in the calling process.
 
     server: python benches/tls_peers.py serve --impl ferrotls --mode bulk --cipher AES128-GCM-SHA256 \
-                --cert leaf.pem --key leaf.key [--nbytes N] [--profile out.prof]
+                --cert leaf.pem --key leaf.key --ec-cert ec.pem --ec-key ec.key [--nbytes N] [--profile out.prof]
             prints "PORT <n>" on stdout once listening, then serves until SIGTERM/SIGINT.
 
 Modes:
@@ -62,6 +62,8 @@ class PKI:
     ca: str  # PEM of the root CA the client trusts
     cert: str  # PEM of the server's leaf certificate (RSA-2048, "localhost"), issued by the root
     key: str  # PEM of its private key
+    ec_cert: str  # an ECDSA P-256 leaf for "localhost" from the same root, for ECDHE-ECDSA suites
+    ec_key: str
 
 
 def make_pki(directory: os.PathLike) -> PKI:
@@ -70,10 +72,13 @@ def make_pki(directory: os.PathLike) -> PKI:
     d = Path(directory)
     ca = trustme.CA(key_type=trustme.KeyType.RSA)
     leaf = ca.issue_cert(HOSTNAME, key_type=trustme.KeyType.RSA)  # RSA-2048
-    pki = PKI(str(d / "ca.pem"), str(d / "leaf.pem"), str(d / "leaf.key"))
+    ec_leaf = ca.issue_cert(HOSTNAME, key_type=trustme.KeyType.ECDSA)  # P-256
+    pki = PKI(*(str(d / name) for name in ("ca.pem", "leaf.pem", "leaf.key", "ec-leaf.pem", "ec-leaf.key")))
     ca.cert_pem.write_to_path(pki.ca)
     leaf.cert_chain_pems[0].write_to_path(pki.cert)
     leaf.private_key_pem.write_to_path(pki.key)
+    ec_leaf.cert_chain_pems[0].write_to_path(pki.ec_cert)
+    ec_leaf.private_key_pem.write_to_path(pki.ec_key)
     return pki
 
 
@@ -108,33 +113,37 @@ def context_class(impl: str):
     return ssl.SSLContext
 
 
-def stdlib_context(server: bool, cipher: str, pki: PKI, cls=ssl.SSLContext) -> ssl.SSLContext:
-    """An ssl.SSLContext (or ferrotls' drop-in one) set up the same way for either library."""
+def stdlib_context(server: bool, cipher: str, pki: PKI, cls=ssl.SSLContext, tickets: bool = False) -> ssl.SSLContext:
+    """An ssl.SSLContext (or ferrotls' drop-in one) set up the same way for either library;
+    session tickets only when a benchmark resumes."""
     ctx = cls(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(cipher)
-    ctx.options |= ssl.OP_NO_TICKET
+    if not tickets:
+        ctx.options |= ssl.OP_NO_TICKET
     if server:
         ctx.load_cert_chain(pki.cert, pki.key)
+        ctx.load_cert_chain(pki.ec_cert, pki.ec_key)  # both libraries hold both kinds
     else:
         ctx.load_verify_locations(pki.ca)  # CERT_REQUIRED + check_hostname (PROTOCOL_TLS_CLIENT)
     return ctx
 
 
-def ferrotls_config(server: bool, cipher: str, pki: PKI):
-    from ferrotls.protocol import TLSConfig, parse_cipher_list
+def ferrotls_config(server: bool, cipher: str, pki: PKI, tickets: bool = False):
+    from ferrotls.protocol import TicketKeys, TLSConfig, parse_cipher_list
 
     cfg = TLSConfig(
         cipher_suites=parse_cipher_list(cipher),
-        session_tickets=False,
+        session_tickets=tickets,
         session_cache=None,
+        ticket_keys=TicketKeys() if tickets else None,
         encrypt_then_mac=True,
     )
     if server:
         from ferrotls.x509 import load_credential
 
-        cfg.credentials = [load_credential(pki.cert, pki.key)]
+        cfg.credentials = [load_credential(pki.cert, pki.key), load_credential(pki.ec_cert, pki.ec_key)]
     else:
         from ferrotls.x509 import TrustStore
 
@@ -159,12 +168,12 @@ class Peer:
 
 
 class FerroPeer(Peer):
-    def __init__(self, sock: socket.socket, cfg, server: bool):
+    def __init__(self, sock: socket.socket, cfg, server: bool, session=None):
         from ferrotls.engine import SocketEngine
         from ferrotls.protocol import Connection
 
         self.sock = sock
-        conn = Connection(cfg, not server, server_hostname=None if server else HOSTNAME)
+        conn = Connection(cfg, not server, server_hostname=None if server else HOSTNAME, session=session)
         self.engine = SocketEngine(sock, conn)
         self.engine.do_handshake()
         self.sendall = self.engine.sendall
@@ -235,12 +244,13 @@ def _server_hello_extensions(msg: bytes) -> dict:
 class Client:
     """The client side in this process: connect() -> Peer."""
 
-    def __init__(self, impl: str, cipher: str, pki: PKI):
-        self.impl, self.cipher, self.pki = impl, cipher, pki
+    def __init__(self, impl: str, cipher: str, pki: PKI, resume: bool = False):
+        self.impl, self.cipher, self.pki, self.resume = impl, cipher, pki, resume
+        self.session = None  # with resume: the session every handshake offers
         if impl == "ferrotls":
-            self.cfg = ferrotls_config(False, cipher, pki)
+            self.cfg = ferrotls_config(False, cipher, pki, tickets=resume)
         elif impl in IMPLS:
-            self.ctx = stdlib_context(False, cipher, pki, context_class(impl))
+            self.ctx = stdlib_context(False, cipher, pki, context_class(impl), tickets=resume)
         else:
             raise ValueError(impl)
 
@@ -254,14 +264,21 @@ class Client:
             sock.close()
             raise
 
-    def handshake(self, port: int) -> None:
-        """One full handshake on a new TCP connection, then close without close_notify."""
+    def handshake(self, port: int) -> bool:
+        """One handshake on a new TCP connection (resuming the first session with `resume`),
+        then close without close_notify; returns whether it resumed."""
         sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         try:
             if self.impl == "ferrotls":
-                FerroPeer(sock, self.cfg, server=False)
+                peer = FerroPeer(sock, self.cfg, server=False, session=self.session)
+                resumed, session = peer.engine.conn.resumed, peer.engine.conn.session
             else:
-                self.ctx.wrap_socket(sock, server_hostname=HOSTNAME).close()
+                ssock = self.ctx.wrap_socket(sock, server_hostname=HOSTNAME, session=self.session)
+                resumed, session = ssock.session_reused, ssock.session
+                ssock.close()
+            if self.resume and self.session is None:
+                self.session = session
+            return resumed
         finally:
             sock.close()
 
@@ -311,7 +328,8 @@ class ServerProcess:
     def __init__(self, impl: str, mode: str, cipher: str, pki: PKI, nbytes: int = 0,
                  profile: Optional[str] = None, profiler: str = "cprofile"):
         self.args = [sys.executable, os.path.abspath(__file__), "serve", "--impl", impl, "--mode", mode,
-                     "--cipher", cipher, "--cert", pki.cert, "--key", pki.key, "--nbytes", str(nbytes)]
+                     "--cipher", cipher, "--cert", pki.cert, "--key", pki.key, "--ec-cert", pki.ec_cert,
+                     "--ec-key", pki.ec_key, "--nbytes", str(nbytes)]
         if profile:
             self.args += ["--profile", profile, "--profiler", profiler]
         self.proc: Optional[subprocess.Popen] = None
@@ -380,11 +398,12 @@ def serve(impl: str, mode: str, cipher: str, pki: PKI, nbytes: int) -> None:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
+    tickets = mode == "resume"  # handshakes that resume with a session ticket
     if impl == "ferrotls":
-        cfg = ferrotls_config(True, cipher, pki)
+        cfg = ferrotls_config(True, cipher, pki, tickets=tickets)
         accept = lambda sock: FerroPeer(sock, cfg, server=True)  # noqa: E731
     else:
-        ctx = stdlib_context(True, cipher, pki, context_class(impl))
+        ctx = stdlib_context(True, cipher, pki, context_class(impl), tickets=tickets)
         accept = lambda sock: StdlibPeer(sock, ctx, server=True)  # noqa: E731
     print(f"PORT {listener.getsockname()[1]}", flush=True)
     # Totals from the end of the first connection on: it pays one-time costs (aws-lc's RNG
@@ -511,16 +530,18 @@ def main(argv=None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--impl", choices=IMPLS, required=True)
-    s.add_argument("--mode", choices=("bulk", "handshake"), required=True)
+    s.add_argument("--mode", choices=("bulk", "handshake", "resume"), required=True)
     s.add_argument("--cipher", required=True)
     s.add_argument("--cert", required=True)
     s.add_argument("--key", required=True)
+    s.add_argument("--ec-cert", required=True)
+    s.add_argument("--ec-key", required=True)
     s.add_argument("--nbytes", type=int, default=0)
     s.add_argument("--profile")
     s.add_argument("--profiler", choices=("cprofile", "pyinstrument"), default="cprofile")
     q = sub.add_parser("profile")
     q.add_argument("--impl", choices=IMPLS, default="ferrotls")
-    q.add_argument("--mode", choices=("bulk", "handshake"), required=True)
+    q.add_argument("--mode", choices=("bulk", "handshake", "resume"), required=True)
     q.add_argument("--cipher", default="AES128-GCM-SHA256")
     q.add_argument("--mib", type=int, default=256)
     q.add_argument("--rounds", type=int, default=3)
@@ -532,7 +553,7 @@ def main(argv=None) -> None:
     if a.cmd == "serve":
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-        pki = PKI("", a.cert, a.key)
+        pki = PKI("", a.cert, a.key, a.ec_cert, a.ec_key)
         _run_profiled(a.profile, a.profiler, serve, a.impl, a.mode, a.cipher, pki, a.nbytes)
     else:
         profile_main(a)

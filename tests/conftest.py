@@ -1,8 +1,8 @@
 """Shared fixtures: a test PKI made with trustme, and peers to talk to.
 
-- ``pki``: a server CA with an RSA server certificate for localhost and 127.0.0.1, a client CA
-  with two client certificates, and an "other" CA (a server and a client certificate nobody
-  trusts), as PEM files, ferrotls Credentials and TrustStores.
+- ``pki``: a server CA with an RSA and an ECDSA (P-256) server certificate for localhost and
+  127.0.0.1, a client CA with RSA and ECDSA client certificates, and an "other" CA (a server
+  and a client certificate nobody trusts), as PEM files, ferrotls Credentials and TrustStores.
 - ``openssl_server``: starts ``openssl s_server`` on 127.0.0.1 with an ephemeral port (it prints
   the port it got: ``ACCEPT 127.0.0.1:PORT``); every server started is stopped at teardown.
 - ``s_client``: runs ``openssl s_client`` to completion (killed on timeout).
@@ -72,7 +72,8 @@ class PKI:
     other_ca: trustme.CA
     other_ca_path: str
     other_ca_subject: str
-    server: Identity  # localhost + 127.0.0.1, from server_ca
+    server: Identity  # RSA, localhost + 127.0.0.1, from server_ca
+    server_ec: Identity  # ECDSA P-256, localhost + 127.0.0.1, from server_ca
     client: Identity  # "client A", from client_ca
     client2: Identity  # "client A2", from client_ca
     client_p256: Identity  # ECDSA P-256 "client EC256", from client_ca
@@ -108,6 +109,16 @@ class PKI:
         """A ferrotls server config with our RSA server certificate."""
         kwargs.setdefault("credentials", [self.server.credential])
         return TLSConfig(**kwargs)
+
+    def dual_server_config(self, **kwargs) -> TLSConfig:
+        """A ferrotls server config holding both server certificates, RSA and ECDSA (P-256):
+        it can serve every suite."""
+        kwargs.setdefault("credentials", [self.server.credential, self.server_ec.credential])
+        return TLSConfig(**kwargs)
+
+    def server_for(self, suite) -> Identity:
+        """The server certificate a suite needs: ECDSA for ECDHE-ECDSA suites, RSA otherwise."""
+        return self.server_ec if suite.auth == "ECDSA" else self.server
 
     def client_config(self, **kwargs) -> TLSConfig:
         """A ferrotls client config that verifies the server against the server CA."""
@@ -209,6 +220,7 @@ def pki(tmp_path_factory) -> PKI:
         other_ca_path=other_ca_path,
         other_ca_subject=other_ca_subject,
         server=_issue(server_ca, d, "server", "localhost", "127.0.0.1"),
+        server_ec=_issue(server_ca, d, "server-ec", "localhost", "127.0.0.1", key_type=trustme.KeyType.ECDSA),
         client=_issue(client_ca, d, "client", "client-a@example.org", common_name="client A"),
         client2=_issue(client_ca, d, "client2", "client-a2@example.org", common_name="client A2"),
         client_p256=_issue(client_ca, d, "client-p256", "client-ec@example.org", common_name="client EC256",

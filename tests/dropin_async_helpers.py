@@ -2,8 +2,9 @@
 the same way for ferrotls and for the stdlib, and small peers in threads (a TLS server running a
 handler per connection, a STARTTLS-speaking SMTP server).
 
-The stdlib peers must allow ferrotls's suites (TLS 1.2, RSA key exchange): they are limited to
-TLS 1.2 and given CIPHERS.
+The stdlib peers are limited to TLS 1.2 (what ferrotls speaks) and keep their default cipher
+suites: ECDHE with AES-GCM, ChaCha20 or AES-CBC, which ferrotls speaks too. Tests that need the RSA
+key exchange name it (RSA_KX_CIPHERS).
 """
 
 from __future__ import annotations
@@ -18,10 +19,22 @@ import ferrotls
 
 HOST = "127.0.0.1"
 IO_TIMEOUT = 10.0
-CIPHERS = "AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA256"
-OUR_SUITE = ("AES128-GCM-SHA256", "TLSv1.2", 128)  # what a stdlib peer limited to CIPHERS gets
-# ferrotls's suites, by OpenSSL name.
-OUR_SUITE_NAMES = ["AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA256", "AES256-SHA256", "AES128-SHA", "AES256-SHA"]
+# What any pairing of these contexts negotiates with our RSA server certificate: ferrotls's first
+# choice (its default order puts ECDHE-ECDSA first, which needs an ECDSA certificate), and the
+# stdlib's too (its default order, server preference on).
+OUR_SUITE = ("ECDHE-RSA-AES256-GCM-SHA384", "TLSv1.2", 256)
+# Suites with the RSA key exchange, for the tests that want it (the stdlib offers none by default).
+RSA_KX_CIPHERS = "AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA256"
+RSA_KX_SUITE = ("AES128-GCM-SHA256", "TLSv1.2", 128)  # what RSA_KX_CIPHERS negotiates
+# ferrotls's suites, by OpenSSL name, in its default order.
+OUR_SUITE_NAMES = [
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-SHA384", "ECDHE-RSA-AES256-SHA384", "ECDHE-ECDSA-AES128-SHA256", "ECDHE-RSA-AES128-SHA256",
+    "ECDHE-ECDSA-AES256-SHA", "ECDHE-RSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA",
+    "AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA256", "AES256-SHA256", "AES128-SHA", "AES256-SHA",
+]
 SSL_C_LOCATION = re.compile(r" \(_ssl\.c:\d+\)$|^_ssl\.c:\d+: ")
 
 
@@ -31,26 +44,24 @@ def without_location(message: str) -> str:
 
 
 def client_context(kind: str, cafile: Optional[str] = None) -> ssl.SSLContext:
-    """A verifying client context: kind "ferrotls" or "stdlib" (limited to TLS 1.2 and CIPHERS)."""
+    """A verifying client context: kind "ferrotls" or "stdlib" (limited to TLS 1.2)."""
     if kind == "ferrotls":
         ctx = ferrotls.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     else:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        ctx.set_ciphers(CIPHERS)
     if cafile is not None:
         ctx.load_verify_locations(cafile)
     return ctx
 
 
 def server_context(kind: str, certfile: str, keyfile: Optional[str] = None) -> ssl.SSLContext:
-    """A server context with the given certificate: kind "ferrotls" or "stdlib"."""
+    """A server context with the given certificate: kind "ferrotls" or "stdlib" (limited to TLS 1.2)."""
     if kind == "ferrotls":
         ctx = ferrotls.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     else:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        ctx.set_ciphers(CIPHERS)
     ctx.load_cert_chain(certfile, keyfile)
     return ctx
 

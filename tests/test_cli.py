@@ -40,6 +40,10 @@ CONNECT_STATES = [
     "SSL_connect:SSLv3/TLS read change cipher spec",
     "SSL_connect:SSLv3/TLS read finished",
 ]
+# With ECDHE the server's signed ephemeral key comes between its certificate and its done.
+ECDHE_CONNECT_STATES = [*CONNECT_STATES[:4], "SSL_connect:SSLv3/TLS read server key exchange", *CONNECT_STATES[4:]]
+# What ferrotls offers first and an RSA certificate can serve (ECDHE-ECDSA-... needs an ECDSA one).
+DEFAULT_SUITE = "ECDHE-RSA-AES256-GCM-SHA384"
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +51,7 @@ def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
     ca = trustme.CA()
     server = ca.issue_cert("localhost", key_type=trustme.KeyType.RSA)
+    ec_server = ca.issue_cert("localhost", key_type=trustme.KeyType.ECDSA)
     client = ca.issue_cert("client.example", key_type=trustme.KeyType.RSA)
     other_ca = trustme.CA()
     files = {
@@ -54,6 +59,8 @@ def pki(tmp_path_factory):
         "other_ca": d / "other_ca.pem",
         "cert": d / "server.pem",
         "key": d / "server.key",
+        "ec_cert": d / "server-ec.pem",
+        "ec_key": d / "server-ec.key",
         "client_cert": d / "client.pem",
         "client_key": d / "client.key",
     }
@@ -61,6 +68,8 @@ def pki(tmp_path_factory):
     other_ca.cert_pem.write_to_path(str(files["other_ca"]))
     server.cert_chain_pems[0].write_to_path(str(files["cert"]))
     server.private_key_pem.write_to_path(str(files["key"]))
+    ec_server.cert_chain_pems[0].write_to_path(str(files["ec_cert"]))
+    ec_server.private_key_pem.write_to_path(str(files["ec_key"]))
     client.cert_chain_pems[0].write_to_path(str(files["client_cert"]))
     client.private_key_pem.write_to_path(str(files["client_key"]))
     return {k: str(v) for k, v in files.items()}
@@ -155,7 +164,8 @@ def states(stdout: str):
 
 
 @needs_openssl
-@pytest.mark.parametrize("cipher", ["AES128-GCM-SHA256", "AES256-SHA256", "AES128-SHA"])
+@pytest.mark.parametrize("cipher", ["AES128-GCM-SHA256", "AES256-SHA256", "AES128-SHA", "ECDHE-RSA-AES256-GCM-SHA384",
+                                    "ECDHE-RSA-CHACHA20-POLY1305", "ECDHE-RSA-AES128-SHA256", "ECDHE-RSA-AES256-SHA"])
 def test_s_client_state_lines_and_cipher(pki, cipher):
     with openssl_server(pki, "-rev", "-cipher", cipher) as port:
         r = ferrotls("s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost", "-CAfile", pki["ca"],
@@ -163,7 +173,12 @@ def test_s_client_state_lines_and_cipher(pki, cipher):
     out = r.stdout.decode()
     assert r.returncode == 0, r.stderr.decode()
     assert out.startswith("CONNECTED(")
-    assert states(out) == CONNECT_STATES
+    ecdhe = cipher.startswith("ECDHE-")
+    assert states(out) == (ECDHE_CONNECT_STATES if ecdhe else CONNECT_STATES)
+    # As openssl s_client: the ServerKeyExchange's signature and ephemeral key, for ECDHE only.
+    kx_lines = "Peer signing digest: SHA256\nPeer signature type: RSA-PSS\nServer Temp Key: X25519, 253 bits\n---\n"
+    assert (kx_lines in out) is ecdhe
+    assert ("Server Temp Key" in out) is ecdhe
     assert f"New, TLSv1.2, Cipher is {cipher}" in out
     assert f"    Cipher    : {cipher}" in out
     assert "Verify return code: 0 (ok)" in out
@@ -173,6 +188,29 @@ def test_s_client_state_lines_and_cipher(pki, cipher):
     assert "Master-Key" not in out
     assert "\nolleh\n" in out  # openssl -rev answered
     assert "SSL3 alert write:warning:close notify" in out
+
+
+@needs_openssl
+@pytest.mark.parametrize("groups, temp_key", [("P-256", "ECDH, prime256v1, 256 bits"),
+                                              ("P-384", "ECDH, secp384r1, 384 bits"),
+                                              ("X25519:P-256", "X25519, 253 bits")])
+def test_s_client_ecdhe_groups_and_ecdsa(pki, groups, temp_key):
+    """openssl s_server with an RSA and an ECDSA certificate, limited to some groups: ferrotls
+    offers ECDHE-ECDSA first, verifies the ECDSA signature over the ephemeral key and reports it
+    as openssl s_client does; limited to RSA authentication, the RSA certificate serves."""
+    with openssl_server(pki, "-rev", "-dcert", pki["ec_cert"], "-dkey", pki["ec_key"], "-groups", groups) as port:
+        ecdsa = ferrotls("s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost", "-CAfile", pki["ca"],
+                         "-state", input=b"hello\n")
+        rsa = ferrotls("s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost", "-CAfile", pki["ca"],
+                       "-cipher", "aRSA", input=b"hello\n")
+    for r, suite, signature in [(ecdsa, "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDSA"), (rsa, DEFAULT_SUITE, "RSA-PSS")]:
+        out = r.stdout.decode()
+        assert r.returncode == 0, r.stderr.decode()
+        assert f"New, TLSv1.2, Cipher is {suite}\n" in out
+        assert f"Peer signature type: {signature}\nServer Temp Key: {temp_key}\n" in out
+        assert "Verify return code: 0 (ok)" in out and "\nolleh\n" in out
+    assert states(ecdsa.stdout.decode()) == ECDHE_CONNECT_STATES
+    assert "Peer signing digest: SHA256\n" in ecdsa.stdout.decode()  # ecdsa_secp256r1_sha256, a P-256 key
 
 
 @needs_openssl
@@ -190,24 +228,27 @@ def test_s_client_sess_out_then_sess_in_resumes(pki, tmp_path):
         first = ferrotls("s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", pki["ca"], "-sess_out", session_file)
         second = ferrotls("s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", pki["ca"], "-sess_in", session_file)
     assert first.returncode == 0 and second.returncode == 0, (first.stderr, second.stderr)
-    assert "New, TLSv1.2, Cipher is AES128-GCM-SHA256" in first.stdout.decode()
+    assert f"New, TLSv1.2, Cipher is {DEFAULT_SUITE}" in first.stdout.decode()
     text = session_file.read_text()
     assert text.startswith("-----BEGIN FERROTLS SESSION PARAMETERS-----\n")
     assert os.stat(session_file).st_mode & 0o077 == 0  # it holds the master secret
     out = second.stdout.decode()
-    assert "Reused, TLSv1.2, Cipher is AES128-GCM-SHA256" in out
+    assert f"Reused, TLSv1.2, Cipher is {DEFAULT_SUITE}" in out
     assert "SSL_connect" not in out and "Certificate chain" not in out
+    assert "Server Temp Key" not in out  # resumed: no key exchange
 
 
 @needs_openssl
+@pytest.mark.parametrize("cipher", [DEFAULT_SUITE, "AES128-GCM-SHA256"], ids=["ecdhe", "rsa-kx"])
 @pytest.mark.parametrize("tickets", [True, False], ids=["ticket", "session-id"])
-def test_s_client_reconnect_reuses(pki, tickets):
+def test_s_client_reconnect_reuses(pki, tickets, cipher):
+    extra = [] if cipher == DEFAULT_SUITE else ["-cipher", cipher]  # ferrotls's default, or limited
     with openssl_server(pki, "-rev") as port:
         r = ferrotls("s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", pki["ca"], "-reconnect",
-                     *([] if tickets else ["-no_ticket"]))
+                     *([] if tickets else ["-no_ticket"]), *extra)
     assert r.returncode == 0, r.stderr.decode()
     outcomes = re.findall(r"^(New|Reused), TLSv1\.2, Cipher is (\S+)$", r.stdout.decode(), re.M)
-    assert outcomes == [("New", "AES128-GCM-SHA256")] + [("Reused", "AES128-GCM-SHA256")] * 5
+    assert outcomes == [("New", cipher)] + [("Reused", cipher)] * 5
     assert r.stdout.decode().count("drop connection and then reconnect") == 5
 
 
@@ -281,6 +322,25 @@ def test_s_server_www_to_openssl_client(pki):
 
 
 @needs_openssl
+def test_s_server_ecdhe_to_openssl_client(pki):
+    """Both sides' defaults: ECDHE with X25519, the ephemeral key signed with RSA-PSS; -state
+    shows the ServerKeyExchange being written."""
+    with ferrotls_server(pki, "-www", "-state") as server:
+        r = openssl_client(server.port, "-servername", "localhost", "-CAfile", pki["ca"], "-ign_eof",
+                           input=b"GET / HTTP/1.0\r\n\r\n")
+        out, _ = server.output()
+    page = r.stdout.decode()
+    assert r.returncode == 0, r.stderr.decode()
+    assert "Verify return code: 0 (ok)" in page
+    assert f"New, TLSv1.2, Cipher is {DEFAULT_SUITE}" in page
+    assert "Peer signature type: RSA-PSS\nServer Temp Key: X25519, 253 bits\n" in page
+    accept = [line for line in out.splitlines() if line.startswith("SSL_accept:")]
+    written = accept.index("SSL_accept:SSLv3/TLS write certificate")
+    assert accept[written + 1] == "SSL_accept:SSLv3/TLS write key exchange"
+    assert f"CIPHER is {DEFAULT_SUITE}" in out
+
+
+@needs_openssl
 @pytest.mark.parametrize("serverpref, expected", [(False, "AES256-GCM-SHA384"), (True, "AES128-SHA")])
 def test_s_server_cipher_choice(pki, serverpref, expected):
     """openssl's rule: the client's order unless -serverpref (the client prefers GCM to CBC)."""
@@ -333,9 +393,10 @@ def test_s_server_www_to_curl(pki):
     page = r.stdout.decode()
     assert r.returncode == 0, r.stderr.decode()
     assert "Protocol  : TLSv1.2" in page
+    # s_server follows the client's order (as openssl's): curl (OpenSSL) offers
+    # ECDHE-ECDSA-AES256-GCM-SHA384 first, then this one, which our RSA certificate serves.
     m = re.search(r"^New, TLSv1\.2, Cipher is (\S+)$", page, re.M)
-    assert m and m.group(1) in {"AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA256", "AES256-SHA256",
-                                "AES128-SHA", "AES256-SHA"}
+    assert m and m.group(1) == DEFAULT_SUITE
 
 
 @needs_openssl
@@ -412,17 +473,40 @@ def test_demo():
     out = r.stdout.decode()
     assert r.returncode == 0, out + r.stderr.decode()
     assert time.monotonic() - started < 30
+    assert r.stderr == b""
     flat = " ".join(out.split())  # the narration wraps lines
-    assert "→ ClientHello" in flat or "-> ClientHello" in flat
-    assert re.search(r"ServerHello: .*the cipher suite AES256-GCM-SHA384\. Why: the server goes down its own preference order", flat)
-    assert "verified the server's chain, depth 1" in flat and 'The name "localhost" matches' in flat
-    assert 'PRF(premaster, "extended master secret", session_hash)' in flat
-    assert "constant time, with implicit rejection" in flat
-    assert "NewSessionTicket" in flat and "ClientHello asking to resume" in flat
-    assert "resumed: no" in flat and "resumed: yes" in flat
-    assert "checksums match" in flat
-    assert re.search(r"32 MiB in [\d.]+ s: \d+ MiB/s", flat)
+    first, rest = flat.split("Connection 2, briefly:", 1)
+    second, third = rest.split("Connection 3:", 1)
+    # Connection 1: both sides' defaults, an ECDHE handshake with the RSA certificate.
+    assert "→ ClientHello" in first or "-> ClientHello" in first
+    assert "supported_groups (x25519, secp256r1, secp384r1" in first and "ec_point_formats" in first
+    assert re.search(r"ServerHello: .*the cipher suite ECDHE-RSA-AES256-GCM-SHA384\. Why: the server goes down its own "
+                     r"preference order .* it skips ECDHE-ECDSA-AES256-GCM-SHA384 \(it needs an ECDSA certificate", first)
+    assert re.search(r"ServerKeyExchange: a fresh ephemeral X25519 key pair.* group is x25519.* 32-byte public key goes "
+                     r"out signed with the certificate's RSA key: rsa_pss_rsae_sha256", first)
+    assert "verified the server's chain, depth 1" in first and 'The name "localhost" matches' in first
+    assert "the ServerKeyExchange signature verifies (RSA-PSS with SHA-256)" in first
+    assert "the client's own ephemeral X25519 public key (32 bytes)" in first
+    assert "The premaster secret is the X25519 function of its private key and the server's public key" in first
+    assert "forward secrecy" in first
+    assert 'PRF(premaster, "extended master secret", session_hash)' in first
+    assert "key exchange ECDHE (X25519), signed with rsa_pss_rsae_sha256" in first and "resumed: no" in first
+    assert "NewSessionTicket" in first
+    # Connection 2: a client offering RSA key exchange only; no ServerKeyExchange.
+    assert "the cipher suite AES128-GCM-SHA256" in second and "no ServerKeyExchange" in second
+    assert "RSA-encrypted (PKCS #1 v1.5) to the server's 2048-bit public key" in second
+    assert "constant time, with implicit rejection" in second and "No forward secrecy here" in second
+    assert "key exchange RSA, resumed: no" in second
+    assert "X25519" not in second and "alert" not in second  # told briefly
+    # Connection 3: connection 1 resumed with its ticket; the bulk transfer.
+    assert "ClientHello asking to resume" in third and "ServerKeyExchange" not in third
+    assert "cipher ECDHE-RSA-AES256-GCM-SHA384, resumed: yes" in third
+    assert "checksums match" in third
+    assert re.search(r"32 MiB in [\d.]+ s: \d+ MiB/s", third)
+    assert "forward secret: yes" in third and "RSA key exchange shown" in third
+    # Never a secret: no key material, no long hex (the checksums are shown cut to 32 digits).
     assert "Master-Key" not in flat
+    assert not re.search(r"[0-9a-fA-F]{33,}", out)
     assert out.rstrip().endswith("OK")
 
 

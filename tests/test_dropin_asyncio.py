@@ -29,6 +29,7 @@ from dropin_async_helpers import (
     HOST,
     IO_TIMEOUT,
     OUR_SUITE,
+    RSA_KX_SUITE,
     StartTLSSMTPServer,
     ThreadServer,
     client_context,
@@ -386,14 +387,18 @@ async def _subprocess(*args: str, input: bytes = b"", timeout: float = 20.0):
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
-def test_start_server_answers_curl(pki, quiet_asyncio):
+@pytest.mark.parametrize("ciphers, suite", [(None, OUR_SUITE), ("AES128-GCM-SHA256", RSA_KX_SUITE)],
+                         ids=["curl-defaults", "rsa-kx"])
+def test_start_server_answers_curl(pki, quiet_asyncio, ciphers, suite):
+    """curl with its own cipher list (ECDHE first: the server's first choice wins), and limited
+    to a suite with the RSA key exchange."""
     ctx = server_context("ferrotls", pki.server.cert_path, pki.server.key_path)
 
     async def main():
         async with AsyncHTTPServer(ctx) as server:
             result = await _subprocess(
                 CURL, "-sS", "-v", "--cacert", pki.server_ca_path, "--resolve", f"localhost:{server.port}:{HOST}",
-                "--tls-max", "1.2", "--ciphers", "AES128-GCM-SHA256", f"https://localhost:{server.port}/hello")
+                "--tls-max", "1.2", *(["--ciphers", ciphers] if ciphers else []), f"https://localhost:{server.port}/hello")
             await server.settle()
         return server, result
 
@@ -405,22 +410,24 @@ def test_start_server_answers_curl(pki, quiet_asyncio):
     # TCP EOF ends the body too, but without this line) and curl's answer.
     assert "TLSv1.2 (IN), TLS alert, close notify" in err, err
     assert "TLSv1.2 (OUT), TLS alert, close notify" in err, err
-    assert "SSL connection using TLSv1.2 / AES128-GCM-SHA256" in err
+    assert f"SSL connection using TLSv1.2 / {suite[0]}" in err
     assert "SSL certificate verify ok" in err
     assert server.requests[0]["head"].startswith(b"GET /hello HTTP/1.1\r\n")
-    assert server.requests[0]["ferrotls"] and server.requests[0]["cipher"] == OUR_SUITE
+    assert server.requests[0]["ferrotls"] and server.requests[0]["cipher"] == suite
     quiet_asyncio()
 
 
-def test_start_server_answers_openssl_s_client(pki, quiet_asyncio):
+@pytest.mark.parametrize("ciphers, suite", [(None, OUR_SUITE), ("AES128-GCM-SHA256", RSA_KX_SUITE)],
+                         ids=["s_client-defaults", "rsa-kx"])
+def test_start_server_answers_openssl_s_client(pki, quiet_asyncio, ciphers, suite):
     ctx = server_context("ferrotls", pki.server.cert_path, pki.server.key_path)
 
     async def main():
         async with AsyncHTTPServer(ctx) as server:
             result = await _subprocess(
                 OPENSSL, "s_client", "-connect", f"{HOST}:{server.port}", "-servername", "localhost", "-tls1_2",
-                "-cipher", "AES128-GCM-SHA256", "-CAfile", pki.server_ca_path, "-verify_return_error", "-ign_eof",
-                "-state", input=b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                *(["-cipher", ciphers] if ciphers else []), "-CAfile", pki.server_ca_path, "-verify_return_error",
+                "-ign_eof", "-state", input=b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
             await server.settle()
         return server, result
 
@@ -428,7 +435,12 @@ def test_start_server_answers_openssl_s_client(pki, quiet_asyncio):
     assert not server.errors, server.errors
     assert code == 0, out + err
     assert "Verify return code: 0 (ok)" in out
-    assert re.search(r"^\s*Cipher\s*: AES128-GCM-SHA256$", out, re.M), out
+    assert re.search(rf"^\s*Cipher\s*: {suite[0]}$", out, re.M), out
+    assert server.requests[0]["cipher"] == suite
+    # The ECDHE handshake has a ServerKeyExchange (X25519, our first group); RSA key exchange none.
+    ecdhe = suite[0].startswith("ECDHE-")
+    assert ("SSL_connect:SSLv3/TLS read server key exchange" in err) is ecdhe, err
+    assert ("Server Temp Key: X25519, 253 bits" in out) is ecdhe, out
     assert "HTTP/1.1 200 OK" in out and BODY.decode() in out
     # s_client prints "closed" only for SSL_ERROR_ZERO_RETURN: the server's close_notify.
     assert re.search(r"^closed$", out, re.M), out

@@ -11,8 +11,9 @@ Everything runs over 127.0.0.1 with ephemeral ports and the trustme PKI of conft
   ``openssl s_client`` and urlopen, and surviving clients that misbehave;
 - mutual TLS with curl's client certificates.
 
-ferrotls speaks TLS 1.2 with RSA key exchange only, so every stdlib/curl/openssl peer here is told
-to allow those suites.
+ferrotls speaks TLS 1.2, with ECDHE and with RSA key exchange. Its client and server choose
+ECDHE-RSA-AES256-GCM-SHA384 with our RSA certificate; peers limited to RSA key exchange
+(RSA_KX_CIPHERS: the stdlib http.server, curl and s_client where named) check that path too.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ from ferrotls.engine import SSLEngine
 HOST = "127.0.0.1"
 TIMEOUT = 10.0
 CURL = shutil.which("curl") or "curl"
-# What a stdlib / curl / openssl peer must allow to talk to ferrotls (TLS 1.2, RSA key exchange).
-PEER_CIPHERS = "AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA256"
-FERRO_SUITES = {"AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA256", "AES256-SHA256", "AES128-SHA", "AES256-SHA"}
+# Suites with the RSA key exchange (a stdlib client or server offers none of them by default).
+RSA_KX_CIPHERS = "AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA256"
+# What ferrotls negotiates with our RSA certificate when nothing is restricted, as client or
+# server, with itself, the stdlib, curl or openssl: the first ECDHE suite an RSA certificate serves
+# (ECDHE-ECDSA-AES256-GCM-SHA384 comes before it but needs an ECDSA certificate).
+DEFAULT_SUITE = "ECDHE-RSA-AES256-GCM-SHA384"
 
 # The stdlib objects inject_into_ssl() replaces, as they were before any injection.
 ORIGINALS = {
@@ -87,10 +91,12 @@ def ferro_server_context(cert_path: str, key_path: str) -> ferrotls.SSLContext:
     return ctx
 
 
-def stdlib_server_context(cert_path: str, key_path: str, ciphers: str = PEER_CIPHERS) -> ssl.SSLContext:
+def stdlib_server_context(cert_path: str, key_path: str, ciphers: Optional[str] = RSA_KX_CIPHERS) -> ssl.SSLContext:
+    """TLS 1.2 with the given suites (None: the stdlib's default ones)."""
     ctx = ORIGINALS["ssl.SSLContext"](ssl.PROTOCOL_TLS_SERVER)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers(ciphers)
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
     ctx.load_cert_chain(cert_path, key_path)
     return ctx
 
@@ -206,6 +212,12 @@ def stdlib_https(pki, https_server) -> HTTPSServer:
     return https_server(stdlib_server_context(pki.server.cert_path, pki.server.key_path, "AES128-GCM-SHA256"))
 
 
+@pytest.fixture
+def stdlib_default_https(pki, https_server) -> HTTPSServer:
+    """A stdlib `ssl` http.server with the stdlib's default suites (ECDHE only, for TLS 1.2)."""
+    return https_server(stdlib_server_context(pki.server.cert_path, pki.server.key_path, None))
+
+
 @pytest.fixture(scope="module")
 def example_org_leaf(pki) -> trustme.LeafCert:
     """A certificate from the server CA for "example.org" only (not localhost, not 127.0.0.1)."""
@@ -272,8 +284,10 @@ def session_with(ctx) -> requests.Session:
     return session
 
 
-def run_curl(port: int, *args: str, path: str = "/curl") -> subprocess.CompletedProcess:
-    cmd = [CURL, "-sS", "--max-time", str(int(TIMEOUT)), "--tls-max", "1.2", "--ciphers", "AES128-GCM-SHA256",
+def run_curl(port: int, *args: str, path: str = "/curl",
+             ciphers: Optional[str] = "AES128-GCM-SHA256") -> subprocess.CompletedProcess:
+    """curl limited to TLS 1.2 and `ciphers` (None: curl's own list)."""
+    cmd = [CURL, "-sS", "--max-time", str(int(TIMEOUT)), "--tls-max", "1.2", *(["--ciphers", ciphers] if ciphers else []),
            "--resolve", f"localhost:{port}:{HOST}", *args, f"https://localhost:{port}{path}"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT + 5)
 
@@ -290,7 +304,7 @@ def client_hello_bytes() -> bytes:
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     ctx = ORIGINALS["ssl.SSLContext"](ssl.PROTOCOL_TLS_CLIENT)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers(PEER_CIPHERS)
+    ctx.set_ciphers(RSA_KX_CIPHERS)
     obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
     with pytest.raises(ssl.SSLWantReadError):
         obj.do_handshake()
@@ -331,7 +345,12 @@ def inject():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("server_kind", ["ferro", "stdlib"])
+# What a ferrotls client negotiates with each server: the stdlib one is limited to AES128-GCM-SHA256
+# (RSA key exchange), the others keep their defaults.
+NEGOTIATED = {"ferro": DEFAULT_SUITE, "stdlib": "AES128-GCM-SHA256", "stdlib_default": DEFAULT_SUITE}
+
+
+@pytest.mark.parametrize("server_kind", ["ferro", "stdlib", "stdlib_default"])
 def test_http_client_get(server_kind, pki, request):
     server: HTTPSServer = request.getfixturevalue(f"{server_kind}_https")
     ctx = ferro_client_context(pki.server_ca_path)
@@ -346,14 +365,14 @@ def test_http_client_get(server_kind, pki, request):
         assert resp.read() == b"hello /http-client"
     finally:
         conn.close()
-    assert cipher[0] in FERRO_SUITES and cipher[1] == "TLSv1.2"
+    assert cipher[0] == NEGOTIATED[server_kind] and cipher[1] == "TLSv1.2"
     [seen] = server.seen
     assert seen["path"] == "/http-client"
     assert seen["cipher"] == cipher and seen["version"] == "TLSv1.2"
     assert seen["ferrotls"] is (server_kind == "ferro")
 
 
-@pytest.mark.parametrize("server_kind", ["ferro", "stdlib"])
+@pytest.mark.parametrize("server_kind", ["ferro", "stdlib", "stdlib_default"])
 def test_urlopen_with_context(server_kind, pki, request):
     server: HTTPSServer = request.getfixturevalue(f"{server_kind}_https")
     ctx = ferrotls.create_default_context(cafile=pki.server_ca_path)
@@ -362,7 +381,7 @@ def test_urlopen_with_context(server_kind, pki, request):
         assert resp.status == 200
         assert resp.read() == b"hello /urlopen"
     [seen] = server.seen
-    assert seen["cipher"][0] in FERRO_SUITES
+    assert seen["cipher"][0] == NEGOTIATED[server_kind]
 
 
 def test_urlopen_with_context_rejects_unknown_ca(pki, ferro_https):
@@ -386,7 +405,7 @@ def test_requests_adapter_verify_ca(pki, ferro_https, engine_count):
     assert resp.status_code == 200
     assert resp.text == "hello /requests"
     assert any(e.context is ctx for e in engine_count), "requests did not use the adapter's context"
-    assert ferro_https.seen[0]["cipher"][0] in FERRO_SUITES
+    assert ferro_https.seen[0]["cipher"][0] == DEFAULT_SUITE
 
 
 def test_requests_adapter_unknown_ca(pki, ferro_https):
@@ -570,8 +589,7 @@ def test_inject_httpx_unknown_ca(pki, stdlib_https, inject):
 
 
 def test_inject_preexisting_stdlib_context_is_still_a_stdlib_context(pki, ferro_https, inject, engine_count):
-    before = ssl.create_default_context(cafile=pki.server_ca_path)
-    before.set_ciphers(PEER_CIPHERS)
+    before = ssl.create_default_context(cafile=pki.server_ca_path)  # the stdlib's defaults: ECDHE suites
     inject()
     assert isinstance(before, ssl.SSLContext)
     assert not isinstance(before, ferrotls.SSLContext)
@@ -579,6 +597,7 @@ def test_inject_preexisting_stdlib_context_is_still_a_stdlib_context(pki, ferro_
     with urllib.request.urlopen(ferro_https.url("/stdlib-ctx"), context=before, timeout=TIMEOUT) as resp:
         assert resp.read() == b"hello /stdlib-ctx"
     assert [e for e in engine_count if not e.server_side] == []
+    assert ferro_https.seen[0]["cipher"][0] == DEFAULT_SUITE and ferro_https.seen[0]["version"] == "TLSv1.2"
 
 
 @pytest.mark.parametrize("name, value", [
@@ -670,12 +689,15 @@ def test_extract_restores_originals(pki, stdlib_https):
 # --------------------------------------------------------------------------------------------
 
 
-def test_http_server_answers_curl(pki, ferro_https):
-    run = run_curl(ferro_https.port, "--cacert", pki.server_ca_path, "-w", "\n%{http_code}", path="/by-curl")
+@pytest.mark.parametrize("ciphers, expected", [("AES128-GCM-SHA256", "AES128-GCM-SHA256"), (None, DEFAULT_SUITE)],
+                         ids=["rsa-kx", "curl-defaults"])
+def test_http_server_answers_curl(pki, ferro_https, ciphers, expected):
+    run = run_curl(ferro_https.port, "--cacert", pki.server_ca_path, "-w", "\n%{http_code}", path="/by-curl",
+                   ciphers=ciphers)
     assert run.returncode == 0, run.stderr
     assert run.stdout == "hello /by-curl\n200"
     [seen] = ferro_https.seen
-    assert seen["cipher"][0] == "AES128-GCM-SHA256" and seen["ferrotls"]
+    assert seen["cipher"][0] == expected and seen["ferrotls"]
     assert seen["peercert"] is None  # no client certificate asked for
 
 
@@ -808,7 +830,6 @@ def test_mtls_ferrotls_and_stdlib_clients(pki, mtls_https):
     # A stdlib client without one: the server's alert reaches it as an SSLError.
     std = ORIGINALS["ssl.SSLContext"](ssl.PROTOCOL_TLS_CLIENT)
     std.maximum_version = ssl.TLSVersion.TLSv1_2
-    std.set_ciphers(PEER_CIPHERS)
     std.load_verify_locations(pki.server_ca_path)
     with pytest.raises(urllib.error.URLError) as info:
         urllib.request.urlopen(mtls_https.url("/std-no-cert"), context=std, timeout=TIMEOUT)
@@ -839,7 +860,7 @@ def test_http_client_against_openssl_s_server_www(pki, openssl_server):
     assert resp.status == 200
     assert resp.getheader("Content-Type") == "text/html"
     assert f"New, TLSv1.2, Cipher is {cipher[0]}" in body, body
-    assert cipher[0] in FERRO_SUITES
+    assert cipher[0] == DEFAULT_SUITE  # openssl's order and ours agree: ECDHE, AES-256-GCM first
     server.finish()
 
 

@@ -1,5 +1,7 @@
 """TLS 1.2 interop: ferrotls against `openssl s_server` / `openssl s_client` and the stdlib `ssl`
-module (OpenSSL 3), both directions, every cipher suite of protocol/suites.py.
+module (OpenSSL 3), both directions, every cipher suite of protocol/suites.py (an ECDHE-ECDSA
+suite with the ECDSA server certificate, the others with the RSA one; ECDHE groups, curl and the
+default negotiation are in test_interop_ecdhe.py).
 
 What the peer saw is read from the peer itself:
   - `s_server -state` logs "SSL3 alert read:warning:close notify" for our close_notify (its
@@ -32,6 +34,10 @@ SUITES = TLS12_SUITES
 CBC_SUITES = [s for s in TLS12_SUITES if s.is_cbc]
 AEAD_SUITES = [s for s in TLS12_SUITES if not s.is_cbc]
 BY_NAME = {s.openssl_name: s for s in TLS12_SUITES}
+# The suite two peers with the default configuration agree on, given only an RSA certificate.
+DEFAULT_RSA_SUITE = BY_NAME["ECDHE-RSA-AES256-GCM-SHA384"]
+# The extended master secret hashes a different transcript for each key exchange.
+EMS_KX = pytest.mark.parametrize("kx_suite", ["ECDHE-RSA-AES256-GCM-SHA384", "AES128-GCM-SHA256"], ids=["ecdhe", "rsa-kx"])
 
 
 def suite_id(suite) -> str:
@@ -97,7 +103,7 @@ def stdlib_reverse_server(listener, ctx: ssl.SSLContext, timeout: float) -> dict
 
 @pytest.mark.parametrize("suite", SUITES, ids=suite_id)
 def test_client_vs_openssl_server(suite, pki, openssl_server, tlsutil):
-    server = openssl_server("-cipher", suite.openssl_name, "-state")
+    server = openssl_server("-cipher", suite.openssl_name, "-state", identity=pki.server_for(suite))
     message = message_for(suite.openssl_name)
     sock, engine = tlsutil.ferro_client(server.port, pki.client_config())
     with sock:
@@ -113,7 +119,7 @@ def test_client_vs_openssl_server(suite, pki, openssl_server, tlsutil):
 
 @pytest.mark.parametrize("suite", SUITES, ids=suite_id)
 def test_client_vs_stdlib_server(suite, pki, tlsutil, listener, background):
-    ctx = tlsutil.stdlib_server_context(pki.server, suite.openssl_name)
+    ctx = tlsutil.stdlib_server_context(pki.server_for(suite), suite.openssl_name)
     peer = background(stdlib_reverse_server, listener, ctx, tlsutil.IO_TIMEOUT)
     message = message_for(suite.openssl_name)
     sock, engine = tlsutil.ferro_client(listener.getsockname()[1], pki.client_config())
@@ -125,11 +131,13 @@ def test_client_vs_stdlib_server(suite, pki, tlsutil, listener, background):
     assert seen["after_close"] == b"", "the stdlib server did not see our close_notify"
     assert (seen["cipher"], seen["version"]) == (suite.openssl_name, "TLSv1.2")
     assert engine.conn.suite == suite
+    assert engine.conn.peer_chain[0] == pki.server_for(suite).leaf_der
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=suite_id)
 def test_openssl_client_vs_server(suite, pki, ferro_server, s_client, tlsutil):
-    server = ferro_server(pki.server_config(), tlsutil.reverse_and_close_first)
+    """Our server holds both certificates and serves each suite with the one it needs."""
+    server = ferro_server(pki.dual_server_config(), tlsutil.reverse_and_close_first)
     message = message_for(suite.openssl_name)
     run = s_client(server.port, "-cipher", suite.openssl_name, "-servername", "localhost",
                    "-verify_return_error", "-ign_eof", input=message)
@@ -142,13 +150,14 @@ def test_openssl_client_vs_server(suite, pki, ferro_server, s_client, tlsutil):
     assert tlsutil.reverse_line(message).decode() in run.stdout
     assert result["line"] == message
     assert result["suite"] == suite
+    assert served.conn.local_credential is pki.server_for(suite).credential
     assert result["rest"] == b""
     assert result["peer_closed"], "s_client's close_notify did not reach us"
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=suite_id)
 def test_stdlib_client_vs_server(suite, pki, ferro_server, tlsutil):
-    server = ferro_server(pki.server_config(), tlsutil.reverse_and_close_first)
+    server = ferro_server(pki.dual_server_config(), tlsutil.reverse_and_close_first)
     ctx = tlsutil.stdlib_client_context(pki.server_ca_path, suite.openssl_name)
     message = message_for(suite.openssl_name)
     with socket.create_connection((tlsutil.HOST, server.port), timeout=tlsutil.IO_TIMEOUT) as raw:
@@ -161,12 +170,14 @@ def test_stdlib_client_vs_server(suite, pki, ferro_server, tlsutil):
             reply += chunk
         after = tls.recv(4096)  # our close_notify (a bare TCP EOF would raise SSLEOFError)
         cipher, version = tls.cipher()[0], tls.version()
+        peer_leaf = tls.getpeercert(binary_form=True)
         tls.unwrap()  # answers it
     (served,) = server.join()
     result = served.check()
     assert reply == tlsutil.reverse_line(message)
     assert after == b""
     assert (cipher, version) == (suite.openssl_name, "TLSv1.2")
+    assert peer_leaf == pki.server_for(suite).leaf_der
     assert result["line"] == message and result["suite"] == suite
     assert result["peer_closed"], "the stdlib client's close_notify did not reach us"
 
@@ -311,12 +322,14 @@ ETM_SERVER_EXT = 'TLS server extension "encrypt-then-mac" (id=22)'
 
 @pytest.mark.parametrize("theirs", [True, False], ids=["openssl-ems", "openssl-no-ems"])
 @pytest.mark.parametrize("ours", [True, False], ids=["ems", "no-ems"])
-def test_client_extended_master_secret(ours, theirs, pki, openssl_server, tlsutil, no_ems_openssl_env):
-    server = openssl_server("-tlsextdebug", "-state", env=None if theirs else no_ems_openssl_env)
+@EMS_KX
+def test_client_extended_master_secret(kx_suite, ours, theirs, pki, openssl_server, tlsutil, no_ems_openssl_env):
+    server = openssl_server("-tlsextdebug", "-state", "-cipher", kx_suite, env=None if theirs else no_ems_openssl_env)
     sock, engine = tlsutil.ferro_client(server.port, pki.client_config(extended_master_secret=ours))
     with sock:
         message = message_for("ems")
         assert client_roundtrip(tlsutil, engine, message) == tlsutil.reverse_line(message)
+    assert engine.conn.suite == BY_NAME[kx_suite]
     assert engine.conn.extended_master_secret == (ours and theirs)
     # Resumption needs EMS (RFC 7627 5.3): without it there is no session to keep.
     assert (engine.conn.session is not None) == (ours and theirs)
@@ -327,12 +340,14 @@ def test_client_extended_master_secret(ours, theirs, pki, openssl_server, tlsuti
 
 @pytest.mark.parametrize("theirs", [True, False], ids=["openssl-ems", "openssl-no-ems"])
 @pytest.mark.parametrize("ours", [True, False], ids=["ems", "no-ems"])
-def test_server_extended_master_secret(ours, theirs, pki, ferro_server, s_client, tlsutil, no_ems_openssl_env):
+@EMS_KX
+def test_server_extended_master_secret(kx_suite, ours, theirs, pki, ferro_server, s_client, tlsutil, no_ems_openssl_env):
     server = ferro_server(pki.server_config(extended_master_secret=ours), tlsutil.reverse_and_close_first)
-    run = s_client(server.port, "-tlsextdebug", "-ign_eof", input=message_for("ems"),
+    run = s_client(server.port, "-tlsextdebug", "-ign_eof", "-cipher", kx_suite, input=message_for("ems"),
                    env=None if theirs else no_ems_openssl_env)
     (served,) = server.join()
     result = served.check()
+    assert result["suite"] == BY_NAME[kx_suite]
     both = ours and theirs
     assert s_client_closed_cleanly(run), run.output
     assert f"Extended master secret: {'yes' if both else 'no'}" in run.stdout
@@ -367,7 +382,7 @@ def test_server_requires_extended_master_secret(pki, ferro_server, s_client, tls
 @pytest.mark.parametrize("suite", CBC_SUITES, ids=suite_id)
 def test_client_encrypt_then_mac(suite, ours, theirs, pki, openssl_server, tlsutil):
     args = ["-cipher", suite.openssl_name, "-tlsextdebug", "-state"] + ([] if theirs else ["-no_etm"])
-    server = openssl_server(*args)
+    server = openssl_server(*args, identity=pki.server_for(suite))
     config = pki.client_config(encrypt_then_mac=ours, cipher_suites=[suite])
     sock, engine = tlsutil.ferro_client(server.port, config)
     with sock:
@@ -384,7 +399,7 @@ def test_client_encrypt_then_mac(suite, ours, theirs, pki, openssl_server, tlsut
 @pytest.mark.parametrize("ours", [True, False], ids=["etm", "no-etm"])
 @pytest.mark.parametrize("suite", CBC_SUITES, ids=suite_id)
 def test_server_encrypt_then_mac(suite, ours, theirs, pki, ferro_server, s_client, tlsutil):
-    server = ferro_server(pki.server_config(encrypt_then_mac=ours), tlsutil.reverse_and_close_first)
+    server = ferro_server(pki.dual_server_config(encrypt_then_mac=ours), tlsutil.reverse_and_close_first)
     args = ["-cipher", suite.openssl_name, "-tlsextdebug", "-ign_eof"] + ([] if theirs else ["-no_etm"])
     message = message_for(f"etm {suite.openssl_name}")
     run = s_client(server.port, *args, input=message)
@@ -392,6 +407,7 @@ def test_server_encrypt_then_mac(suite, ours, theirs, pki, ferro_server, s_clien
     result = served.check()
     assert s_client_closed_cleanly(run), run.output
     assert s_client_cipher(run.stdout) == suite.openssl_name
+    assert served.conn.suite == suite
     assert (ETM_SERVER_EXT in run.stdout) == (ours and theirs)
     assert served.conn.encrypt_then_mac == (ours and theirs)
     assert result["line"] == message and result["peer_closed"]
@@ -401,20 +417,20 @@ def test_server_encrypt_then_mac(suite, ours, theirs, pki, ferro_server, s_clien
 def test_no_encrypt_then_mac_with_aead(suite, pki, openssl_server, ferro_server, s_client, tlsutil):
     """RFC 7366 section 3: encrypt-then-MAC is for CBC suites only; an AEAD suite never uses it
     even when both sides offer it."""
-    server = openssl_server("-cipher", suite.openssl_name, "-tlsextdebug", "-state")
+    server = openssl_server("-cipher", suite.openssl_name, "-tlsextdebug", "-state", identity=pki.server_for(suite))
     sock, engine = tlsutil.ferro_client(server.port, pki.client_config())
     with sock:
         client_roundtrip(tlsutil, engine, message_for("aead"))
     assert engine.conn.suite == suite and not engine.conn.encrypt_then_mac
     server.finish()
 
-    ours = ferro_server(pki.server_config(), tlsutil.reverse_and_close_first)
+    ours = ferro_server(pki.dual_server_config(), tlsutil.reverse_and_close_first)
     run = s_client(ours.port, "-cipher", suite.openssl_name, "-tlsextdebug", "-ign_eof", input=message_for("aead"))
     (served,) = ours.join()
     served.check()
     assert s_client_closed_cleanly(run), run.output
     assert ETM_SERVER_EXT not in run.stdout
-    assert not served.conn.encrypt_then_mac
+    assert served.conn.suite == suite and not served.conn.encrypt_then_mac
 
 
 # --------------------------------------------------------------------------------------------
@@ -678,6 +694,7 @@ def test_openssl_client_reconnect_with_client_certificate(pki, ferro_server, s_c
         s.check()
     assert _new_reused(run.stdout) == ["New"] + ["Reused"] * 5, run.output
     assert [s.conn.resumed for s in served] == [False] + [True] * 5
+    assert all(s.conn.suite == DEFAULT_RSA_SUITE for s in served)
     assert all(s.conn.peer_chain[:1] == [pki.client.leaf_der] for s in served)
 
 
@@ -693,6 +710,7 @@ def test_openssl_client_sess_out_sess_in(mode, pki, ferro_server, s_client, tlsu
     assert _new_reused(first.stdout) == ["New"], first.output
     assert _new_reused(second.stdout) == ["Reused"], second.output
     assert [s.conn.resumed for s in served] == [False, True]
+    assert [s.conn.suite for s in served] == [DEFAULT_RSA_SUITE] * 2
 
 
 @pytest.mark.parametrize("who", ["ours", "openssl"])

@@ -63,7 +63,11 @@ EXT_SERVER_NAME, EXT_SIGNATURE_ALGORITHMS, EXT_PADDING = 0, 13, 21
 EXT_ETM, EXT_EMS, EXT_SESSION_TICKET, EXT_SUPPORTED_VERSIONS, EXT_RENEGOTIATION_INFO = 22, 23, 35, 43, 0xFF01
 TLS10, TLS11, TLS12, TLS13 = 0x0301, 0x0302, 0x0303, 0x0304
 MAX_FRAGMENT = 1 << 14
-GCM128 = next(s for s in TLS12_SUITES if s.openssl_name == "AES128-GCM-SHA256")
+BY_NAME = {s.openssl_name: s for s in TLS12_SUITES}
+GCM128 = BY_NAME["AES128-GCM-SHA256"]
+# RSA key exchange (RFC 5246 7.4.7.1): no ServerKeyExchange, the premaster encrypted to the
+# server's RSA key.
+RSA_KX = [s for s in TLS12_SUITES if s.kx == "RSA"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,13 +302,27 @@ def inject(conn: Connection, content_type: int, payload: bytes) -> None:
 
 @pytest.fixture
 def configs(pki):
-    """Fresh (client config, server config) for a plain handshake."""
+    """Fresh (client config, server config) for a plain handshake: the library defaults and the
+    RSA server certificate (they agree on ECDHE-RSA-AES256-GCM-SHA384 with x25519). For tests
+    that do not depend on the key exchange or the record protection."""
     return pki.client_config(), pki.server_config()
 
 
 @pytest.fixture
 def pair(configs):
     return Pair(*configs)
+
+
+@pytest.fixture
+def rsa_pair(pki):
+    """A pair that can only agree on RSA key exchange."""
+    return Pair(pki.client_config(cipher_suites=RSA_KX), pki.server_config())
+
+
+@pytest.fixture
+def gcm_pair(pki):
+    """A pair that agrees on TLS_RSA_WITH_AES_128_GCM_SHA256 (records sealed by hand below)."""
+    return Pair(pki.client_config(cipher_suites=[GCM128]), pki.server_config())
 
 
 def expect_alert(pair: Pair, receiver: Connection, data: bytes, description: AlertDescription) -> TLSAlert:
@@ -339,19 +357,40 @@ def resumable(pki):
     return server_config, first.client.session
 
 
+def _client_auth_server_config(pki, **kwargs) -> TLSConfig:
+    return pki.server_config(verify_peer=True, require_peer_certificate=True, trust_store=pki.client_trust_store,
+                             **kwargs)
+
+
 def make_pair(scenario: str, pki, resumable) -> Pair:
+    # RSA key exchange, explicitly.
     if scenario == "full":
-        return Pair(pki.client_config(), pki.server_config())
+        return Pair(pki.client_config(cipher_suites=RSA_KX), pki.server_config())
     if scenario == "client-auth":
-        server_config = pki.server_config(verify_peer=True, require_peer_certificate=True,
-                                          trust_store=pki.client_trust_store)
-        return Pair(pki.client_config(credentials=[pki.client.credential]), server_config)
+        return Pair(pki.client_config(cipher_suites=RSA_KX, credentials=[pki.client.credential]),
+                    _client_auth_server_config(pki))
+    # ECDHE: the default configuration; with both server certificates the server's order puts
+    # ECDHE-ECDSA first, and the client authenticates with its ECDSA (P-256) certificate.
+    if scenario == "full-ecdhe":
+        return Pair(pki.client_config(), pki.server_config())
+    if scenario == "client-auth-ecdhe":
+        credentials = [pki.server.credential, pki.server_ec.credential]
+        return Pair(pki.client_config(credentials=[pki.client_p256.credential]),
+                    _client_auth_server_config(pki, credentials=credentials))
     if scenario == "resumed":
         server_config, session = resumable
         return Pair(pki.client_config(), server_config, session=session)
     raise ValueError(scenario)
 
 
+# The suite each scenario negotiates.
+SCENARIO_SUITES = {
+    "full": GCM128,
+    "client-auth": GCM128,
+    "full-ecdhe": BY_NAME["ECDHE-RSA-AES256-GCM-SHA384"],
+    "client-auth-ecdhe": BY_NAME["ECDHE-ECDSA-AES256-GCM-SHA384"],
+    "resumed": BY_NAME["ECDHE-RSA-AES256-GCM-SHA384"],
+}
 # What each side sends, and what the receiving state accepts at that point (besides the message).
 FLIGHTS = {
     "full": {
@@ -362,12 +401,26 @@ FLIGHTS = {
         "client": [CLIENT_HELLO, CERTIFICATE, CLIENT_KEY_EXCHANGE, CERTIFICATE_VERIFY, FINISHED],
         "server": [SERVER_HELLO, CERTIFICATE, CERTIFICATE_REQUEST, SERVER_HELLO_DONE, NEW_SESSION_TICKET, FINISHED],
     },
+    "full-ecdhe": {
+        "client": [CLIENT_HELLO, CLIENT_KEY_EXCHANGE, FINISHED],
+        "server": [SERVER_HELLO, CERTIFICATE, SERVER_KEY_EXCHANGE, SERVER_HELLO_DONE, NEW_SESSION_TICKET, FINISHED],
+    },
+    "client-auth-ecdhe": {
+        "client": [CLIENT_HELLO, CERTIFICATE, CLIENT_KEY_EXCHANGE, CERTIFICATE_VERIFY, FINISHED],
+        "server": [SERVER_HELLO, CERTIFICATE, SERVER_KEY_EXCHANGE, CERTIFICATE_REQUEST, SERVER_HELLO_DONE,
+                   NEW_SESSION_TICKET, FINISHED],
+    },
     "resumed": {
         "client": [CLIENT_HELLO, FINISHED],
         "server": [SERVER_HELLO, NEW_SESSION_TICKET, FINISHED],
     },
 }
-ALSO_ACCEPTED = {("full", "server", 2): {CERTIFICATE_REQUEST}, ("client-auth", "server", 2): {SERVER_HELLO_DONE}}
+ALSO_ACCEPTED = {
+    ("full", "server", 2): {CERTIFICATE_REQUEST},
+    ("client-auth", "server", 2): {SERVER_HELLO_DONE},
+    ("full-ecdhe", "server", 3): {CERTIFICATE_REQUEST},
+    ("client-auth-ecdhe", "server", 3): {SERVER_HELLO_DONE},
+}
 # Types a message is replaced with: every TLS 1.2 type but HelloRequest (which a client ignores
 # during a handshake, RFC 5246 7.4.1.1), a TLS 1.3 type and an unassigned one.
 RETYPES = [CLIENT_HELLO, SERVER_HELLO, NEW_SESSION_TICKET, CERTIFICATE, SERVER_KEY_EXCHANGE, CERTIFICATE_REQUEST,
@@ -456,6 +509,7 @@ def test_scenarios_send_the_expected_messages(scenario, pki, resumable):
     pair.handshake(rewrite=lambda sender, data: server_side(sender, client_side(sender, data)))
     assert client_side.types == FLIGHTS[scenario]["client"]
     assert server_side.types == FLIGHTS[scenario]["server"]
+    assert pair.client.suite == pair.server.suite == SCENARIO_SUITES[scenario]
     assert pair.client.resumed == pair.server.resumed == (scenario == "resumed")
     pair.app_roundtrip()
 
@@ -720,23 +774,23 @@ def gcm_record(pair: Pair, conn: Connection, content_type: int, plaintext: bytes
     return record(content_type, explicit + AESGCM(key).encrypt(salt + explicit, plaintext, aad))
 
 
-def test_protected_record_overflow(pair):
+def test_protected_record_overflow(gcm_pair):
     """A protected record whose plaintext is 2^14 + 1 bytes: record_overflow, even though it
     authenticates."""
-    pair.handshake()
+    pair = gcm_pair.handshake()
     expect_alert(pair, pair.server, gcm_record(pair, pair.client, APPDATA, b"x" * (MAX_FRAGMENT + 1)),
                  AD.record_overflow)
 
 
-def test_protected_record_of_exactly_2_14_bytes_is_fine(pair):
-    pair.handshake()
+def test_protected_record_of_exactly_2_14_bytes_is_fine(gcm_pair):
+    pair = gcm_pair.handshake()
     events = pair.feed(pair.server, gcm_record(pair, pair.client, APPDATA, b"y" * MAX_FRAGMENT))
     assert events == [ApplicationData(b"y" * MAX_FRAGMENT)]
 
 
-def test_zero_length_application_data_record(pair):
+def test_zero_length_application_data_record(gcm_pair):
     """RFC 5246 6.2.1: zero-length application data fragments MAY be sent."""
-    pair.handshake()
+    pair = gcm_pair.handshake()
     data = gcm_record(pair, pair.client, APPDATA, b"")
     events = pair.feed(pair.server, data)
     assert not [e for e in events if isinstance(e, ApplicationData) and e.data]
@@ -763,7 +817,8 @@ BIT_FLIP_CASES = [
 @pytest.mark.parametrize("where", ["first-byte", "middle", "last-byte"])
 @pytest.mark.parametrize("suite, etm", BIT_FLIP_CASES)
 def test_flipped_bit_in_protected_record(suite, etm, where, pki):
-    pair = Pair(pki.client_config(cipher_suites=[suite], encrypt_then_mac=etm), pki.server_config()).handshake()
+    server_config = pki.server_config(credentials=[pki.server_for(suite).credential])
+    pair = Pair(pki.client_config(cipher_suites=[suite], encrypt_then_mac=etm), server_config).handshake()
     assert pair.client.suite == suite and pair.client.encrypt_then_mac == etm
     pair.client.send_application_data(b"a record that will not survive the trip " * 3)
     data = bytearray(pair.take(pair.client))
@@ -1015,7 +1070,8 @@ def _bad_premasters(pki):
 
 @pytest.mark.parametrize("kind", ["random-bytes", "zero-bytes", "above-modulus", "other-premaster", "wrong-version",
                                   "short-premaster", "long-premaster", "wrong-key"])
-def test_bad_premaster_fails_at_finished(kind, pair, pki):
+def test_bad_premaster_fails_at_finished(kind, rsa_pair, pki):
+    pair = rsa_pair
     pair.client.start_handshake()
     pair.feed(pair.server, pair.take(pair.client))
     pair.feed(pair.client, pair.take(pair.server))
@@ -1032,7 +1088,8 @@ def test_bad_premaster_fails_at_finished(kind, pair, pki):
     expect_alert(pair, pair.server, records[2], AD.bad_record_mac)
 
 
-def test_premaster_of_wrong_length(pair, pki):
+def test_premaster_of_wrong_length(rsa_pair, pki):
+    pair = rsa_pair
     pair.client.start_handshake()
     pair.feed(pair.server, pair.take(pair.client))
     pair.feed(pair.client, pair.take(pair.server))
@@ -1132,13 +1189,41 @@ def test_client_hello_with_higher_legacy_version_gets_tls12(client_version, pair
     assert msg_type == SERVER_HELLO and body[:2] == struct.pack("!H", TLS12)
 
 
-def test_no_shared_cipher_suite(pair):
-    body = client_hello_body(suites=[0xC02F, 0xCCA8], extensions=[SIGALGS])  # ECDHE only
-    expect_alert(pair, pair.server, hello_record(body), AD.handshake_failure)
+SUPPORTED_GROUPS = extension(10, vec(struct.pack("!HHH", 29, 23, 24), 2))
+
+
+@pytest.mark.parametrize("server, suites, extensions", [
+    # DHE (RFC 5246) suites we do not implement.
+    ("rsa", [0x009E, 0x009F, 0x0033], [SIGALGS, SUPPORTED_GROUPS]),
+    # ECDHE-RSA offered to a server configured for RSA key exchange only.
+    ("rsa-kx-only", [0xC02F, 0xCCA8], [SIGALGS, SUPPORTED_GROUPS]),
+    # ECDHE-ECDSA offered to a server with only an RSA certificate.
+    ("rsa", [0xC02B, 0xC02C, 0xCCA9], [SIGALGS, SUPPORTED_GROUPS]),
+    # ECDHE-RSA without signature_algorithms (RFC 5246 7.4.1.4.1 would mean SHA-1, which we
+    # do not sign with): ECDHE is not offered.
+    ("rsa", [0xC02F, 0xCCA8], [SUPPORTED_GROUPS]),
+    # ECDHE-RSA with only groups we do not have (ffdhe2048, secp521r1).
+    ("rsa", [0xC02F, 0xCCA8], [SIGALGS, extension(10, vec(struct.pack("!HH", 0x0100, 25), 2))]),
+    # ECDHE-RSA with only signature schemes an RSA key cannot make (ECDSA, ed25519).
+    ("rsa", [0xC02F, 0xCCA8], [extension(EXT_SIGNATURE_ALGORITHMS, vec(struct.pack("!HH", 0x0403, 0x0807), 2)),
+                               SUPPORTED_GROUPS]),
+    # ECDHE-ECDSA with a P-256 certificate, but the client's groups exclude P-256 (RFC 8422 5.1).
+    ("dual", [0xC02B, 0xC02C], [SIGALGS, extension(10, vec(struct.pack("!HH", 29, 24), 2))]),
+], ids=["dhe-only", "ecdhe-to-rsa-kx-server", "ecdsa-to-rsa-certificate", "ecdhe-without-signature-algorithms",
+        "ecdhe-without-shared-group", "ecdhe-without-rsa-scheme", "ecdsa-certificate-curve-not-offered"])
+def test_no_shared_cipher_suite(server, suites, extensions, pki):
+    server_config = {
+        "rsa": pki.server_config(),
+        "rsa-kx-only": pki.server_config(cipher_suites=RSA_KX),
+        "dual": pki.dual_server_config(),
+    }[server]
+    pair = Pair(pki.client_config(), server_config)
+    expect_alert(pair, pair.server, hello_record(client_hello_body(suites=suites, extensions=extensions)),
+                 AD.handshake_failure)
 
 
 def test_no_shared_cipher_suite_between_configs(pki):
-    suites = {s.openssl_name: s for s in TLS12_SUITES}
+    suites = BY_NAME
     pair = Pair(pki.client_config(cipher_suites=[suites["AES128-SHA"]]),
                 pki.server_config(cipher_suites=[suites["AES128-GCM-SHA256"]]))
     pair.client.start_handshake()

@@ -58,6 +58,7 @@ from .protocol import (
     TLSConfig,
     parse_cipher_list,
 )
+from .protocol.messages import GROUP_NAMES, SCHEME_NAMES, HandshakeType, ServerKeyExchange, split_messages
 from .x509 import CertificateVerifyError, describe_chain, oneline_name, verify_server_chain
 
 PROG = "ferrotls s_client"
@@ -205,6 +206,7 @@ class Client:
             lines += ["no peer certificate available", "---"]
         if conn.local_credential is not None:
             lines += ["Client certificate sent", *subject_lines(conn.local_credential.chain[0]), "---"]
+        lines += key_exchange_lines(conn)
         lines += [
             f"SSL handshake has read {counting.read} bytes and written {counting.written} bytes",
             "Verification: OK" if verify[0] == 0 else f"Verification error: {verify[1]}",
@@ -253,6 +255,36 @@ class Client:
             return 1
         sock, engine = result
         return Relay(sock, engine, ign_eof=self.args.ign_eof).run()
+
+
+# How openssl s_client names the ECDHE groups ("Server Temp Key") and signature schemes.
+TEMP_KEYS = {"x25519": "X25519, 253 bits", "secp256r1": "ECDH, prime256v1, 256 bits",
+             "secp384r1": "ECDH, secp384r1, 384 bits"}
+SIGNATURE_TYPES = {"rsa_pss_rsae": "RSA-PSS", "rsa_pkcs1": "RSA", "ecdsa": "ECDSA"}
+
+
+def server_key_exchange(conn: Connection) -> Optional[ServerKeyExchange]:
+    """The ServerKeyExchange of a full ECDHE handshake (read back from the transcript), or None."""
+    if conn.resumed or conn.suite is None or conn.suite.kx != "ECDHE":
+        return None
+    for msg_type, body, _ in split_messages(bytearray(conn.transcript)):
+        if msg_type == HandshakeType.server_key_exchange:
+            return ServerKeyExchange.decode(body)
+    return None
+
+
+def key_exchange_lines(conn: Connection) -> List[str]:
+    """openssl's "Peer signing digest", "Peer signature type" and "Server Temp Key" lines, for a
+    full ECDHE handshake; nothing otherwise (as openssl: no ephemeral key, no signature)."""
+    kx = server_key_exchange(conn)
+    if kx is None:
+        return []
+    scheme = SCHEME_NAMES.get(kx.algorithm, "")
+    kind, _, digest = scheme.rpartition("_")
+    kind = next((name for prefix, name in SIGNATURE_TYPES.items() if kind.startswith(prefix)), kind)
+    group = GROUP_NAMES.get(kx.named_group)
+    return [f"Peer signing digest: {digest.upper()}", f"Peer signature type: {kind}",
+            f"Server Temp Key: {TEMP_KEYS.get(group, group)}", "---"]
 
 
 def _close(sock: socket.socket, engine: SocketEngine) -> None:

@@ -10,7 +10,8 @@ reported and dropped, and the server goes on. Modes:
 Differences from openssl, on purpose: it listens on 127.0.0.1 unless -accept_host says otherwise,
 prints "ACCEPT host:port" (useful with -accept 0), follows the client's cipher order unless
 -serverpref (as openssl does), and with -verify/-Verify a client certificate that is presented
-must verify (the verify depth is not enforced).
+must verify (the verify depth is not enforced). -ticket_key_file (not in openssl) shares session
+ticket keys with other servers, so they resume each other's sessions.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .cli_common import (
     subject_lines,
 )
 from .engine import SocketEngine, TLSError
-from .protocol import Connection, SessionCache, TLSConfig, parse_cipher_list
+from .protocol import Connection, SessionCache, TicketKeys, TLSConfig, parse_cipher_list
 from .x509 import describe_chain
 
 PROG = "ferrotls s_server"
@@ -66,6 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("-www", action="store_true", help="answer HTTP requests with a status page")
     p.add_argument("-naccept", metavar="n", type=int, help="exit after n connections")
     p.add_argument("-no_ticket", action="store_true", help="issue no session tickets")
+    p.add_argument("-ticket_key_file", metavar="file", help="session ticket keys shared with other servers: 48-byte entries "
+                   "(16-byte name, 32-byte AES-256-GCM key), newest first; re-read when it changes")
     p.add_argument("-no_cache", action="store_true", help="keep no session cache (no resumption by session ID)")
     p.add_argument("-no_etm", action="store_true", help="refuse encrypt-then-MAC")
     p.add_argument("-no_ems", action="store_true", help="refuse the extended master secret")
@@ -90,6 +93,14 @@ class Server:
             suites = parse_cipher_list(args.cipher)
         except ValueError as e:
             raise CLIError(str(e)) from None
+        ticket_keys = TicketKeys()
+        if args.ticket_key_file is not None:
+            try:
+                ticket_keys = TicketKeys.from_file(args.ticket_key_file)
+            except OSError as e:
+                raise CLIError(f"cannot read {args.ticket_key_file}: {e.strerror or e}") from None
+            except ValueError as e:
+                raise CLIError(str(e)) from None
         self.config = TLSConfig(
             cipher_suites=suites,
             credentials=[credential],
@@ -100,6 +111,7 @@ class Server:
             extended_master_secret=not args.no_ems,
             encrypt_then_mac=not args.no_etm,
             session_tickets=not args.no_ticket,
+            ticket_keys=ticket_keys,
             session_cache=None if args.no_cache else SessionCache(),
             info_callback=self.out if args.state else None,
         )

@@ -168,7 +168,9 @@ class SSLContext(ssl.SSLContext):
     def load_cert_chain(self, certfile, keyfile=None, password=None) -> None:
         if password is not None and not callable(password) and not isinstance(password, (str, bytes, bytearray)):
             raise TypeError("password should be a string or callable")
-        self._credentials = [load_credential(certfile, keyfile, password)]
+        # One certificate per key type: a server may hold an RSA and an ECDSA one at once.
+        credential = load_credential(certfile, keyfile, password)
+        self._credentials = [c for c in self._credentials if c.key_type != credential.key_type] + [credential]
 
     def load_verify_locations(self, cafile=None, capath=None, cadata=None) -> None:
         if cafile is None and capath is None and cadata is None:
@@ -334,6 +336,26 @@ class SSLContext(ssl.SSLContext):
         if isinstance(server_hostname, bytes):
             server_hostname = server_hostname.decode("ascii")
         return SSLEngine(self, BIOTransport(incoming, outgoing), server_side, server_hostname, owner, session)
+
+    # Session tickets shared by several servers (a ferrotls extension; not in ssl.SSLContext).
+
+    def load_ticket_keys(self, path) -> None:
+        """Seals and opens session tickets with the keys in the ticket key file at `path`, so that
+        every server (process or machine) loading the same file resumes the others' sessions.
+
+        The file is 48-byte entries, newest first: a 16-byte key name and a 32-byte AES-256-GCM
+        key (`ferrotls.protocol.sessions.read_key_file`). The first entry seals new tickets, all
+        of them open tickets. The file is re-read when it changes, so rotating it (for instance
+        with `ferrotls.protocol.sessions.rotate_key_file(path, keep=2)`, which writes the new
+        file atomically) rotates every server at once. Without it, each context has its own
+        random keys, rotated hourly.
+
+        Raises ValueError on a client context or a file that is not a key file, OSError if the
+        file cannot be read.
+        """
+        if self.protocol == ssl.PROTOCOL_TLS_CLIENT:
+            raise ValueError("SSLContext is not a server context.")
+        self._ticket_keys = TicketKeys.from_file(path)
 
 
 def _der_length(data: bytes, pos: int) -> Optional[int]:

@@ -33,6 +33,16 @@ fn signer(scheme: &str) -> Option<Signer> {
     })
 }
 
+/// The algorithms a signature under `scheme` may verify with. In TLS 1.2 (RFC 5246
+/// 7.4.1.4.1) the ECDSA code points name only the hash: the curve is the key's.
+fn verifiers(scheme: &str) -> Option<Vec<&'static dyn signature::VerificationAlgorithm>> {
+    Some(match scheme {
+        "ecdsa_secp256r1_sha256" => vec![&signature::ECDSA_P256_SHA256_ASN1, &signature::ECDSA_P384_SHA256_ASN1],
+        "ecdsa_secp384r1_sha384" => vec![&signature::ECDSA_P384_SHA384_ASN1, &signature::ECDSA_P256_SHA384_ASN1],
+        _ => vec![verifier(scheme)?],
+    })
+}
+
 fn verifier(scheme: &str) -> Option<&'static dyn signature::VerificationAlgorithm> {
     Some(match scheme {
         "rsa_pkcs1_sha1" => &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
@@ -42,8 +52,6 @@ fn verifier(scheme: &str) -> Option<&'static dyn signature::VerificationAlgorith
         "rsa_pss_rsae_sha256" => &signature::RSA_PSS_2048_8192_SHA256,
         "rsa_pss_rsae_sha384" => &signature::RSA_PSS_2048_8192_SHA384,
         "rsa_pss_rsae_sha512" => &signature::RSA_PSS_2048_8192_SHA512,
-        "ecdsa_secp256r1_sha256" => &signature::ECDSA_P256_SHA256_ASN1,
-        "ecdsa_secp384r1_sha384" => &signature::ECDSA_P384_SHA384_ASN1,
         _ => return None,
     })
 }
@@ -68,8 +76,8 @@ pub fn sign(scheme: &str, private_key_der: &[u8], message: &[u8]) -> Result<Vec<
 
 /// Whether `signature` over `message` verifies under the SubjectPublicKeyInfo and `scheme`.
 pub fn verify(scheme: &str, public_key_der: &[u8], message: &[u8], sig: &[u8]) -> Result<bool, Error> {
-    let alg = verifier(scheme).ok_or(Error::UnknownScheme)?;
-    Ok(signature::UnparsedPublicKey::new(alg, public_key_der).verify(message, sig).is_ok())
+    let algs = verifiers(scheme).ok_or(Error::UnknownScheme)?;
+    Ok(algs.into_iter().any(|alg| signature::UnparsedPublicKey::new(alg, public_key_der).verify(message, sig).is_ok()))
 }
 
 fn to_py_err(e: Error) -> PyErr {

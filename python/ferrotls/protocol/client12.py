@@ -11,14 +11,16 @@ import ipaddress
 import struct
 from typing import Optional
 
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from .. import _core
 from .alerts import AlertDescription, TLSAlert
-from .common12 import check_finished, leaf_certificate, send_finished, verify_chain
+from .common12 import SPKI, check_finished, leaf_certificate, send_finished, verify_chain
 from .connection import Connection, Done, ExpectChangeCipherSpec, State
 from .keys import derive_master_secret, record_protection, transcript_hash
 from .messages import (
+    GROUP_NAMES,
+    GROUPS,
     SCHEME_NAMES,
     SIGNATURE_SCHEMES,
     TLS12,
@@ -26,13 +28,17 @@ from .messages import (
     CertificateRequest,
     CertificateVerify,
     ClientHello,
+    ClientECDHKeyExchange,
     ClientKeyExchange,
     Empty,
     ExtensionType,
     HandshakeType,
     NewSessionTicket,
     ServerHello,
+    ServerKeyExchange,
+    UNCOMPRESSED,
     decode_alpn,
+    decode_point_formats,
     decode_renegotiation_info,
     encode_alpn,
     encode_server_name,
@@ -78,6 +84,9 @@ class ClientStart(State):
             exts[ExtensionType.encrypt_then_mac] = b""
         if config.session_tickets:
             exts[ExtensionType.session_ticket] = session.ticket if session is not None else b""
+        if any(s.kx == "ECDHE" for s in config.cipher_suites):
+            exts[ExtensionType.supported_groups] = u16_list([GROUPS[g] for g in config.groups])
+            exts[ExtensionType.ec_point_formats] = vec(bytes([0]), 1)  # uncompressed only
         if config.alpn_protocols:
             exts[ExtensionType.application_layer_protocol_negotiation] = encode_alpn(config.alpn_protocols)
         exts[ExtensionType.renegotiation_info] = vec(b"", 1)
@@ -120,6 +129,8 @@ class ExpectServerHello(State):
         for flag in (ExtensionType.extended_master_secret, ExtensionType.encrypt_then_mac, ExtensionType.session_ticket):
             if flag in exts:
                 require_empty(exts[flag], flag.name)
+        if ExtensionType.ec_point_formats in exts and UNCOMPRESSED not in decode_point_formats(exts[ExtensionType.ec_point_formats]):
+            raise TLSAlert(AlertDescription.illegal_parameter, "server does not take uncompressed points")
         if ExtensionType.application_layer_protocol_negotiation in exts:
             chosen = decode_alpn(exts[ExtensionType.application_layer_protocol_negotiation])
             # RFC 7301 3.1: exactly one name, one we offered.
@@ -170,15 +181,49 @@ class ExpectCertificate(State):
         if conn.config.verify_peer:
             conn.verified_chain = verify_chain(conn, chain, server=True)
         key = leaf.public_key()
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise TLSAlert(AlertDescription.unsupported_certificate, "RSA key exchange needs an RSA server key")
+        wanted = ec.EllipticCurvePublicKey if conn.suite.auth == "ECDSA" else rsa.RSAPublicKey
+        if not isinstance(key, wanted):
+            raise TLSAlert(AlertDescription.unsupported_certificate, f"{conn.suite.openssl_name} needs an {conn.suite.auth} server key")
+        if conn.suite.kx == "ECDHE":
+            return ExpectServerKeyExchange(self, key)
         return ExpectCertificateRequestOrDone(self, key)
 
 
-class ExpectCertificateRequestOrDone(State):
-    def __init__(self, prev: ExpectCertificate, server_key: rsa.RSAPublicKey):
+class ExpectServerKeyExchange(State):
+    """ECDHE: the server's ephemeral key, signed by its certificate's key (RFC 8422 5.4)."""
+
+    def __init__(self, prev: ExpectCertificate, server_key):
         self.prev = prev
         self.server_key = server_key
+
+    def handle(self, conn: Connection, msg_type: int, body: bytes) -> State:
+        if msg_type != HandshakeType.server_key_exchange:
+            return super().handle(conn, msg_type, body)
+        kx = ServerKeyExchange.decode(body)
+        conn.info("read server key exchange")
+        group = GROUP_NAMES.get(kx.named_group)
+        if group not in conn.config.groups:
+            raise TLSAlert(AlertDescription.illegal_parameter, "server chose a group we did not offer")
+        scheme = SCHEME_NAMES.get(kx.algorithm)
+        if scheme not in conn.config.signature_schemes:
+            raise TLSAlert(AlertDescription.illegal_parameter, "ServerKeyExchange signed with a scheme we did not offer")
+        signed = conn.client_random + conn.server_random + kx.params()
+        try:
+            good = _core.verify(scheme, self.server_key.public_bytes(*SPKI), signed, kx.signature)
+        except ValueError:
+            good = False
+        if not good:
+            raise TLSAlert(AlertDescription.decrypt_error, "ServerKeyExchange signature does not verify")
+        state = ExpectCertificateRequestOrDone(self.prev, None)
+        state.ecdhe = (group, kx.public)
+        return state
+
+
+class ExpectCertificateRequestOrDone(State):
+    def __init__(self, prev: ExpectCertificate, server_key: Optional[rsa.RSAPublicKey]):
+        self.prev = prev
+        self.server_key = server_key  # RSA key exchange: the premaster is encrypted to it
+        self.ecdhe: Optional[tuple] = None  # ECDHE: (group, server's public key)
         self.request: Optional[CertificateRequest] = None
 
     def handle(self, conn: Connection, msg_type: int, body: bytes) -> State:
@@ -201,10 +246,19 @@ class ExpectCertificateRequestOrDone(State):
             conn.local_credential = credential
             chain = credential.chain_der if credential is not None else []
             conn.send_handshake(Certificate(chain), "client certificate")
-        # RFC 5246 7.4.7.1: client_version, then 46 random bytes, encrypted to the server's key.
-        premaster = struct.pack("!H", TLS12) + self.prev.premaster_random
-        encrypted = self.server_key.encrypt(premaster, padding.PKCS1v15())
-        conn.send_handshake(ClientKeyExchange(encrypted), "client key exchange")
+        if self.ecdhe is not None:
+            group, server_public = self.ecdhe
+            ephemeral = _core.EphemeralKey(group)
+            try:
+                premaster = ephemeral.exchange(server_public)
+            except ValueError:
+                raise TLSAlert(AlertDescription.illegal_parameter, "server's ECDHE public key is invalid") from None
+            conn.send_handshake(ClientECDHKeyExchange(ephemeral.public_bytes), "client key exchange")
+        else:
+            # RFC 5246 7.4.7.1: client_version, then 46 random bytes, encrypted to the server's key.
+            premaster = struct.pack("!H", TLS12) + self.prev.premaster_random
+            encrypted = self.server_key.encrypt(premaster, padding.PKCS1v15())
+            conn.send_handshake(ClientKeyExchange(encrypted), "client key exchange")
         session_hash = transcript_hash(suite, bytes(conn.transcript)) if conn.extended_master_secret else b""
         conn.master_secret = derive_master_secret(suite, premaster, conn.client_random, conn.server_random, session_hash)
         if credential is not None and scheme is not None:
@@ -295,3 +349,4 @@ def _remember_session(conn: Connection, prev: ExpectTicketOrChangeCipherSpec) ->
         server_name=conn.server_hostname or "",
         peer_chain=list(conn.peer_chain),
     )
+

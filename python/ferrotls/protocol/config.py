@@ -44,6 +44,8 @@ class TLSConfig:
     session_cache: Optional[SessionCache] = field(default_factory=SessionCache)
     ticket_keys: Optional[TicketKeys] = field(default_factory=TicketKeys)
     signature_schemes: List[str] = field(default_factory=lambda: list(DEFAULT_SIGNATURE_SCHEMES))
+    # ECDHE groups, best first (RFC 8422 supported_groups).
+    groups: List[str] = field(default_factory=lambda: ["x25519", "secp256r1", "secp384r1"])
     # Client: picks one of several fitting credentials, given them and the server's CA names.
     choose_certificate: Optional[Callable[[List["Credential"], List[bytes]], Optional["Credential"]]] = None
     # Called with each handshake step, worded like OpenSSL's info callback.

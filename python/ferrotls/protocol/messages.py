@@ -62,6 +62,12 @@ SIGNATURE_SCHEMES: Dict[str, int] = {
 }
 SCHEME_NAMES: Dict[int, str] = {v: k for k, v in SIGNATURE_SCHEMES.items()}
 
+# NamedGroup code points (RFC 8422 5.1.1, RFC 7748).
+GROUPS: Dict[str, int] = {"x25519": 29, "secp256r1": 23, "secp384r1": 24}
+GROUP_NAMES: Dict[int, str] = {v: k for k, v in GROUPS.items()}
+NAMED_CURVE = 3  # ECCurveType named_curve (RFC 8422 5.4)
+UNCOMPRESSED = 0  # ECPointFormat uncompressed
+
 
 def decode_error(what: str) -> TLSAlert:
     return TLSAlert(AlertDescription.decode_error, what)
@@ -281,6 +287,54 @@ class ClientKeyExchange:
 
 
 @dataclass
+class ServerKeyExchange:
+    """ECDHE (RFC 8422 5.4): ServerECDHParams, then a signature over client_random +
+    server_random + params under one of the client's signature_algorithms."""
+
+    named_group: int
+    public: bytes
+    algorithm: int = 0
+    signature: bytes = b""
+    msg_type = HandshakeType.server_key_exchange
+
+    def params(self) -> bytes:
+        return struct.pack("!BH", NAMED_CURVE, self.named_group) + vec(self.public, 1)
+
+    def encode(self) -> bytes:
+        return self.params() + struct.pack("!H", self.algorithm) + vec(self.signature, 2)
+
+    @classmethod
+    def decode(cls, body: bytes) -> "ServerKeyExchange":
+        r = Reader(body, "ServerKeyExchange")
+        if r.uint(1) != NAMED_CURVE:
+            raise TLSAlert(AlertDescription.illegal_parameter, "ServerKeyExchange without a named curve")
+        group = r.uint(2)
+        public = r.vector(1, minimum=1)
+        algorithm = r.uint(2)
+        signature = r.vector(2, minimum=1)
+        r.done()
+        return cls(group, public, algorithm, signature)
+
+
+@dataclass
+class ClientECDHKeyExchange:
+    """ECDHE: the client's ephemeral public key (RFC 8422 5.7)."""
+
+    public: bytes
+    msg_type = HandshakeType.client_key_exchange
+
+    def encode(self) -> bytes:
+        return vec(self.public, 1)
+
+    @classmethod
+    def decode(cls, body: bytes) -> "ClientECDHKeyExchange":
+        r = Reader(body, "ClientKeyExchange")
+        public = r.vector(1, minimum=1)
+        r.done()
+        return cls(public)
+
+
+@dataclass
 class CertificateVerify:
     algorithm: int
     signature: bytes
@@ -412,3 +466,10 @@ def decode_alpn(data: bytes) -> List[bytes]:
     while names.remaining():
         out.append(names.vector(1, minimum=1))
     return out
+
+
+def decode_point_formats(data: bytes) -> bytes:
+    r = Reader(data, "ec_point_formats")
+    formats = r.vector(1, minimum=1)
+    r.done()
+    return formats

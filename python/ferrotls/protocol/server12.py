@@ -19,6 +19,7 @@ from .common12 import SPKI, check_finished, leaf_certificate, send_finished, ver
 from .connection import Connection, Done, ExpectChangeCipherSpec, State
 from .keys import derive_master_secret, record_protection, transcript_hash
 from .messages import (
+    GROUPS,
     SCHEME_NAMES,
     SIGNATURE_SCHEMES,
     TLS12,
@@ -26,6 +27,7 @@ from .messages import (
     CertificateRequest,
     CertificateVerify,
     ClientHello,
+    ClientECDHKeyExchange,
     ClientKeyExchange,
     Empty,
     ExtensionType,
@@ -33,7 +35,10 @@ from .messages import (
     NewSessionTicket,
     Reader,
     ServerHello,
+    ServerKeyExchange,
+    UNCOMPRESSED,
     decode_alpn,
+    decode_point_formats,
     decode_renegotiation_info,
     decode_server_name,
     encode_alpn,
@@ -75,8 +80,18 @@ class ExpectClientHello(State):
         if config.server_name_callback is not None:
             config = conn.config = config.server_name_callback(conn.server_name) or config
         conn.offered_suites = hello.cipher_suites
+        # RFC 5246 7.4.1.4.1: without signature_algorithms only SHA-1 signatures would do, which
+        # we do not make; ECDHE is then off and RSA key exchange (no signature) still works.
+        client_schemes = []
         if ExtensionType.signature_algorithms in exts:
-            decode_u16_list(exts[ExtensionType.signature_algorithms], "signature_algorithms")
+            codes = decode_u16_list(exts[ExtensionType.signature_algorithms], "signature_algorithms")
+            client_schemes = [SCHEME_NAMES[c] for c in codes if c in SCHEME_NAMES]
+        # RFC 8422 4: without supported_groups, any curve is fine; P-256 then.
+        client_groups = [GROUPS["secp256r1"]]
+        if ExtensionType.supported_groups in exts:
+            client_groups = decode_u16_list(exts[ExtensionType.supported_groups], "supported_groups")
+        if ExtensionType.ec_point_formats in exts and UNCOMPRESSED not in decode_point_formats(exts[ExtensionType.ec_point_formats]):
+            client_groups = [g for g in client_groups if g == GROUPS["x25519"]]
         for flag in (ExtensionType.extended_master_secret, ExtensionType.encrypt_then_mac):
             if flag in exts:
                 require_empty(exts[flag], flag.name)
@@ -90,7 +105,12 @@ class ExpectClientHello(State):
         conn.extended_master_secret = ems
         conn.session_offered = bool(hello.session_id or ticket)
         session = _find_session(conn, hello, ticket) if ems else None
-        suite = BY_CODE[session.cipher_suite] if session else choose(config.cipher_suites, hello.cipher_suites, config.prefer_client_ciphers)
+        def plan(suite):
+            return _key_exchange_plan(config, suite, client_groups, client_schemes)
+
+        suite = BY_CODE[session.cipher_suite] if session else choose(
+            config.cipher_suites, hello.cipher_suites, config.prefer_client_ciphers, lambda s: plan(s) is not None
+        )
         if suite is None:
             raise TLSAlert(AlertDescription.handshake_failure, "no shared cipher")
         conn.suite = suite
@@ -102,12 +122,15 @@ class ExpectClientHello(State):
             reply[ExtensionType.extended_master_secret] = b""
         if conn.encrypt_then_mac:
             reply[ExtensionType.encrypt_then_mac] = b""
+        if suite.kx == "ECDHE" and ExtensionType.ec_point_formats in exts:
+            reply[ExtensionType.ec_point_formats] = vec(bytes([UNCOMPRESSED]), 1)
         if ExtensionType.application_layer_protocol_negotiation in exts and config.alpn_protocols:
             offered = decode_alpn(exts[ExtensionType.application_layer_protocol_negotiation])
-            # Our preference first (as OpenSSL's SSL_select_next_proto); no overlap: no ALPN.
+            # Our preference first (as OpenSSL's SSL_select_next_proto).
             conn.alpn_protocol = next((p for p in config.alpn_protocols if p in offered), None)
-            if conn.alpn_protocol is not None:
-                reply[ExtensionType.application_layer_protocol_negotiation] = encode_alpn([conn.alpn_protocol])
+            if conn.alpn_protocol is None:
+                raise TLSAlert(AlertDescription.no_application_protocol, "no ALPN protocol in common")  # RFC 7301 3.2
+            reply[ExtensionType.application_layer_protocol_negotiation] = encode_alpn([conn.alpn_protocol])
         # Issue a ticket when asked for one and the session can be resumed (it has EMS).
         issue_ticket = ticket is not None and ems
         if issue_ticket:
@@ -116,15 +139,22 @@ class ExpectClientHello(State):
             return _resume(conn, hello, session, reply, issue_ticket)
         session_id = fresh[32:] if config.session_cache is not None and ems else b""
         conn.send_handshake(ServerHello(TLS12, conn.server_random, session_id, suite.code, 0, reply), "server hello")
-        credential = _server_credential(conn)
+        credential, group, scheme = plan(suite)
         conn.local_credential = credential
         conn.send_handshake(Certificate(credential.chain_der), "certificate")
+        ephemeral = None
+        if suite.kx == "ECDHE":
+            ephemeral = _core.EphemeralKey(group)
+            kx = ServerKeyExchange(GROUPS[group], ephemeral.public_bytes, SIGNATURE_SCHEMES[scheme])
+            kx.signature = _core.sign(scheme, credential.key_der, conn.client_random + conn.server_random + kx.params())
+            conn.send_handshake(kx, "key exchange")
         if config.verify_peer:
             names = config.trust_store.subject_names_der() if config.trust_store is not None else []
             algorithms = [SIGNATURE_SCHEMES[s] for s in config.signature_schemes]
             conn.send_handshake(CertificateRequest(CERTIFICATE_TYPES, algorithms, names), "certificate request")
         conn.send_handshake(Empty(HandshakeType.server_hello_done), "server done")
         flight = ClientFlight(hello, session_id, issue_ticket, credential)
+        flight.ephemeral = ephemeral
         return ExpectClientCertificate(flight) if config.verify_peer else ExpectClientKeyExchange(flight)
 
 
@@ -135,11 +165,23 @@ def _decode_versions(data: bytes):
     return versions
 
 
-def _server_credential(conn: Connection):
-    for credential in conn.config.credentials:
-        if credential.key_type == "rsa":
-            return credential
-    raise TLSAlert(AlertDescription.handshake_failure, "no RSA certificate for RSA key exchange")
+def _key_exchange_plan(config, suite, client_groups, client_schemes):
+    """(credential, group, signature scheme) to serve `suite` with, or None if we cannot: a
+    certificate of the suite's kind, and for ECDHE a shared group and a scheme the client takes."""
+    kind = "ec" if suite.auth == "ECDSA" else "rsa"
+    credential = next((c for c in config.credentials if c.key_type == kind), None)
+    if credential is None:
+        return None
+    if suite.kx != "ECDHE":
+        return credential, None, None
+    # RFC 8422 5.1: in TLS 1.2 the client's groups bound the ECDSA certificate's curve too.
+    if kind == "ec" and GROUPS.get(credential.private_key.curve.name) not in client_groups:
+        return None
+    group = next((g for g in config.groups if GROUPS[g] in client_groups), None)
+    scheme = next((s for s in credential.signature_schemes if s in client_schemes), None)
+    if group is None or scheme is None:
+        return None
+    return credential, group, scheme
 
 
 def _find_session(conn: Connection, hello: ClientHello, ticket: Optional[bytes]) -> Optional[Session]:
@@ -193,6 +235,7 @@ class ClientFlight:
         self.credential = credential
         self.client_key_spki: Optional[bytes] = None
         self.sealer: Optional[_core.RecordSealer] = None
+        self.ephemeral: Optional[_core.EphemeralKey] = None  # ECDHE
 
 
 class ExpectClientCertificate(State):
@@ -224,14 +267,22 @@ class ExpectClientKeyExchange(State):
     def handle(self, conn: Connection, msg_type: int, body: bytes) -> State:
         if msg_type != HandshakeType.client_key_exchange:
             return super().handle(conn, msg_type, body)
-        exchange = ClientKeyExchange.decode(body)
-        conn.info("read client key exchange")
-        try:
-            # Never fails for bad padding: a malformed block yields a substitute premaster,
-            # and the handshake fails at Finished like any wrong key (RFC 5246 7.4.7.1).
-            premaster = _core.rsa_premaster(self.flight.credential.key_der, exchange.encrypted_premaster, self.flight.hello.client_version)
-        except ValueError:
-            raise TLSAlert(AlertDescription.decode_error, "EncryptedPreMasterSecret has the wrong length") from None
+        if self.flight.ephemeral is not None:
+            public = ClientECDHKeyExchange.decode(body).public
+            conn.info("read client key exchange")
+            try:
+                premaster = self.flight.ephemeral.exchange(public)
+            except ValueError:
+                raise TLSAlert(AlertDescription.illegal_parameter, "client's ECDHE public key is invalid") from None
+        else:
+            exchange = ClientKeyExchange.decode(body)
+            conn.info("read client key exchange")
+            try:
+                # Never fails for bad padding: a malformed block yields a substitute premaster,
+                # and the handshake fails at Finished like any wrong key (RFC 5246 7.4.7.1).
+                premaster = _core.rsa_premaster(self.flight.credential.key_der, exchange.encrypted_premaster, self.flight.hello.client_version)
+            except ValueError:
+                raise TLSAlert(AlertDescription.decode_error, "EncryptedPreMasterSecret has the wrong length") from None
         suite = conn.suite
         session_hash = transcript_hash(suite, bytes(conn.transcript)) if conn.extended_master_secret else b""
         conn.master_secret = derive_master_secret(suite, premaster, conn.client_random, conn.server_random, session_hash)
