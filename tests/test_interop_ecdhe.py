@@ -217,8 +217,7 @@ def http_hello(engine) -> dict:
     return {"request": request, "suite": engine.conn.suite}
 
 
-@pytest.mark.parametrize("suite_name", ["ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305",
-                                        "ECDHE-ECDSA-AES128-SHA256", "ECDHE-RSA-AES256-SHA"])
+@pytest.mark.parametrize("suite_name", [s.openssl_name for s in TLS12_SUITES if s.kx == "ECDHE"])
 def test_curl_against_server(suite_name, pki, ferro_server, tlsutil):
     suite = BY_NAME[suite_name]
     server = ferro_server(pki.dual_server_config(), http_hello)
@@ -235,6 +234,24 @@ def test_curl_against_server(suite_name, pki, ferro_server, tlsutil):
     assert result["request"].startswith(b"GET /ecdhe HTTP/1.1\r\n")
     assert result["suite"] == suite
     assert served.conn.local_credential.key_type == key_type(suite)
+
+
+@pytest.mark.parametrize("curl_flag, expected", [("--http1.1", b"http/1.1"), ("--http2", b"h2")])
+def test_curl_alpn(curl_flag, expected, pki, ferro_server, tlsutil):
+    """curl offers ALPN (h2 and http/1.1, or http/1.1 alone); our server takes its own first
+    choice among them and curl reports it."""
+    config = pki.dual_server_config()
+    config.alpn_protocols = [b"h2", b"http/1.1"]
+    server = ferro_server(config, http_hello)
+    url = f"https://localhost:{server.port}/alpn"
+    cmd = ["curl", "-sS", "-v", "--max-time", "20", "--tlsv1.2", "--tls-max", "1.2", curl_flag,
+           "--cacert", pki.server_ca_path, "--resolve", f"localhost:{server.port}:{tlsutil.HOST}", url]
+    proc = subprocess.run(cmd, capture_output=True, timeout=30)
+    (served,) = server.join()
+    served.check()
+    stderr = proc.stderr.decode("utf-8", "replace")
+    assert served.conn.alpn_protocol == expected
+    assert f"ALPN: server accepted {expected.decode()}" in stderr or f"ALPN, server accepted to use {expected.decode()}" in stderr, stderr
 
 
 # --------------------------------------------------------------------------------------------
