@@ -86,6 +86,8 @@ def sign(scheme: str, private_key_der: bytes, message: bytes) -> bytes:
     "rsa_pss_rsae_sha256" or "ecdsa_secp256r1_sha256"."""
 
 def verify(scheme: str, public_key_der: bytes, message: bytes, signature: bytes) -> bool:
-    """Checks a signature with a SubjectPublicKeyInfo DER key; "rsa_pkcs1_sha1" is accepted here."""
+    """Checks a signature with a SubjectPublicKeyInfo DER key; "rsa_pkcs1_sha1" is accepted here.
+    As in TLS 1.2, the ECDSA schemes name only the hash: a P-384 key verifies under
+    "ecdsa_secp256r1_sha256" and a P-256 key under "ecdsa_secp384r1_sha384"."""
 
 def random_bytes(n: int) -> bytes: ...
