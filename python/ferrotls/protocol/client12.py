@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from .. import _core
 from .alerts import AlertDescription, TLSAlert
-from .common12 import SPKI, check_finished, leaf_certificate, send_finished, verify_chain
+from .common12 import SPKI, check_finished, check_signature, leaf_certificate, send_finished, verify_chain
 from .connection import Connection, Done, ExpectChangeCipherSpec, State
 from .keys import derive_master_secret, record_protection, transcript_hash
 from .messages import (
@@ -204,16 +204,8 @@ class ExpectServerKeyExchange(State):
         group = GROUP_NAMES.get(kx.named_group)
         if group not in conn.config.groups:
             raise TLSAlert(AlertDescription.illegal_parameter, "server chose a group we did not offer")
-        scheme = SCHEME_NAMES.get(kx.algorithm)
-        if scheme not in conn.config.signature_schemes:
-            raise TLSAlert(AlertDescription.illegal_parameter, "ServerKeyExchange signed with a scheme we did not offer")
         signed = conn.client_random + conn.server_random + kx.params()
-        try:
-            good = _core.verify(scheme, self.server_key.public_bytes(*SPKI), signed, kx.signature)
-        except ValueError:
-            good = False
-        if not good:
-            raise TLSAlert(AlertDescription.decrypt_error, "ServerKeyExchange signature does not verify")
+        check_signature(conn, kx.algorithm, self.server_key.public_bytes(*SPKI), signed, kx.signature, "ServerKeyExchange")
         state = ExpectCertificateRequestOrDone(self.prev, None)
         state.ecdhe = (group, kx.public)
         return state

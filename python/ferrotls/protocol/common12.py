@@ -8,9 +8,10 @@ from typing import List
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from .. import _core
 from .alerts import AlertDescription, TLSAlert
 from .keys import finished_verify_data
-from .messages import Finished
+from .messages import SCHEME_NAMES, Finished
 
 SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -62,3 +63,17 @@ def send_finished(conn) -> None:
     conn.send_handshake(Finished(verify_data), "finished")
     # RFC 5929 3.1: tls-unique is the first Finished of the handshake.
     conn.first_finished = conn.first_finished or verify_data
+
+
+def check_signature(conn, algorithm: int, public_key_spki: bytes, signed: bytes, signature: bytes, what: str) -> None:
+    """A peer's signature (ServerKeyExchange, CertificateVerify): under a scheme we offered
+    (else illegal_parameter) and valid for its key (else decrypt_error, RFC 5246 7.2.2)."""
+    scheme = SCHEME_NAMES.get(algorithm)
+    if scheme not in conn.config.signature_schemes:
+        raise TLSAlert(AlertDescription.illegal_parameter, f"{what} signed with a scheme we did not offer")
+    try:
+        good = _core.verify(scheme, public_key_spki, signed, signature)
+    except ValueError:  # a key that does not suit the scheme
+        good = False
+    if not good:
+        raise TLSAlert(AlertDescription.decrypt_error, f"{what} signature does not verify")

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .. import _core
 from .alerts import AlertDescription, TLSAlert
-from .common12 import SPKI, check_finished, leaf_certificate, send_finished, verify_chain
+from .common12 import SPKI, check_finished, check_signature, leaf_certificate, send_finished, verify_chain
 from .connection import Connection, Done, ExpectChangeCipherSpec, State
 from .keys import derive_master_secret, record_protection, transcript_hash
 from .messages import (
@@ -304,16 +304,8 @@ class ExpectCertificateVerify(State):
         if msg_type != HandshakeType.certificate_verify:
             return super().handle(conn, msg_type, body)
         verify = CertificateVerify.decode(body)
-        scheme = SCHEME_NAMES.get(verify.algorithm)
-        if scheme not in conn.config.signature_schemes:
-            raise TLSAlert(AlertDescription.illegal_parameter, "CertificateVerify with a scheme we did not offer")
         signed = bytes(conn.transcript[: conn.transcript_mark])
-        try:
-            good = _core.verify(scheme, self.flight.client_key_spki, signed, verify.signature)
-        except ValueError:
-            good = False
-        if not good:
-            raise TLSAlert(AlertDescription.decrypt_error, "CertificateVerify signature does not verify")
+        check_signature(conn, verify.algorithm, self.flight.client_key_spki, signed, verify.signature, "CertificateVerify")
         conn.info("read certificate verify")
         return ExpectChangeCipherSpec(self.then)
 
