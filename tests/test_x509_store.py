@@ -233,7 +233,7 @@ def test_purpose(root: trustme.CA) -> None:
 
 def test_alerts_are_tls_alerts() -> None:
     from ferrotls.protocol.alerts import AlertDescription
-    from ferrotls.x509.store import VERIFY_ERRORS
+    from ferrotls.x509.path import VERIFY_ERRORS
 
     for code, (message, alert) in VERIFY_ERRORS.items():
         assert AlertDescription[alert] and message and CertificateVerifyError(code).alert == alert

@@ -26,7 +26,7 @@ def leaf_certificate(chain: List[bytes]) -> x509.Certificate:
 def verify_chain(conn, chain: List[bytes], server: bool) -> list:
     """Validates the peer's chain against the trust store; a failure becomes the alert the
     validator names, carrying the validator's error."""
-    from ..x509.store import CertificateVerifyError, verify_client_chain, verify_server_chain
+    from ..x509.path import CertificateVerifyError, verify_client_chain, verify_server_chain
 
     store = conn.config.trust_store
     if store is None:

@@ -1,14 +1,10 @@
-"""Certificates for ferrotls: our credentials (keystore) and the peers' chains (store)."""
+"""Certificates for ferrotls: our credentials (keystore), trust stores (store), path validation
+(path) and names (names)."""
 
 from .keystore import Credential, choose_credential, load_credential, load_pkcs12, ssl_error
-from .store import (
-    CertificateVerifyError,
-    TrustStore,
-    describe_chain,
-    oneline_name,
-    verify_client_chain,
-    verify_server_chain,
-)
+from .names import describe_chain, oneline_name
+from .path import CertificateVerifyError, verify_client_chain, verify_server_chain
+from .store import TrustStore
 
 __all__ = [
     "Credential", "load_credential", "load_pkcs12", "choose_credential", "ssl_error",
