@@ -173,7 +173,7 @@ def expect(code: int, alert: str, depth: int, call, *args) -> CertificateVerifyE
         call(*args)
     err = excinfo.value
     assert (err.verify_code, err.alert, err.depth) == (code, alert, depth), err
-    assert str(err).startswith("certificate verify failed: " + err.verify_message)
+    assert str(err).startswith("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: " + err.verify_message)
     return err
 
 

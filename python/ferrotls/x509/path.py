@@ -1,247 +1,632 @@
-"""Certificate path validation (being rewritten in Python: issue 5)."""
+"""Certificate path building and validation: RFC 5280 section 6 with the CA/Browser Forum's
+Baseline Requirements profile, as pyca/cryptography's and rustls-webpki's verifiers apply it.
+`cryptography` parses certificates and checks signatures; every decision is made here.
+
+Building is a depth-first search from the leaf through every candidate issuer (the trust store's
+and the peer's, matched by name, most likely first by AKI/SKI) with backtracking, bounded in
+signatures checked and name-constraint comparisons. When no path is valid, `_diagnose` builds the
+chain OpenSSL would build and names the first failure the way OpenSSL would, as an
+``X509_V_ERR_*`` code in a `CertificateVerifyError` (an ``ssl.SSLCertVerificationError``).
+"""
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
-from typing import Callable, Optional, Union
+import ssl
+from dataclasses import dataclass
+from typing import Iterable, Optional, Union
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509 import verification as v
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from . import names
+from .der import GENERALIZED_TIME, UTC_TIME, raw_fields
 from .store import TrustStore
 
-# X509_V_ERR code -> (OpenSSL's message, the TLS alert OpenSSL sends for it).
+__all__ = ["verify_chain", "Policy", "CertificateVerifyError", "VERIFY_ERRORS", "verify_server_chain",
+           "verify_client_chain"]
+
+CertLike = Union[x509.Certificate, bytes, bytearray, memoryview]
+
+# X509_V_ERR code -> (OpenSSL 3's message, the TLS alert OpenSSL sends for it: ssl_x509err2alert).
 VERIFY_ERRORS: dict[int, tuple[str, str]] = {
     1: ("unspecified certificate verification error", "bad_certificate"),
     2: ("unable to get issuer certificate", "unknown_ca"),
+    6: ("unable to decode issuer public key", "bad_certificate"),
     7: ("certificate signature failure", "decrypt_error"),
     9: ("certificate is not yet valid", "bad_certificate"),
     10: ("certificate has expired", "certificate_expired"),
+    13: ("format error in certificate's notBefore field", "bad_certificate"),
+    14: ("format error in certificate's notAfter field", "bad_certificate"),
     18: ("self-signed certificate", "unknown_ca"),
     19: ("self-signed certificate in certificate chain", "unknown_ca"),
     20: ("unable to get local issuer certificate", "unknown_ca"),
+    22: ("certificate chain too long", "unknown_ca"),
     25: ("path length constraint exceeded", "unknown_ca"),
     26: ("unsuitable certificate purpose", "unsupported_certificate"),
+    30: ("authority and subject key identifier mismatch", "certificate_unknown"),
     32: ("key usage does not include certificate signing", "certificate_unknown"),
     34: ("unhandled critical extension", "certificate_unknown"),
     37: ("invalid non-CA certificate (has CA markings)", "certificate_unknown"),
+    39: ("key usage does not include digital signature", "certificate_unknown"),
+    41: ("invalid or inconsistent certificate extension", "certificate_unknown"),
     47: ("permitted subtree violation", "certificate_unknown"),
     48: ("excluded subtree violation", "certificate_unknown"),
+    51: ("unsupported name constraint type", "certificate_unknown"),
+    52: ("unsupported or invalid name constraint syntax", "certificate_unknown"),
+    53: ("unsupported or invalid name syntax", "certificate_unknown"),
     62: ("hostname mismatch", "bad_certificate"),
     64: ("IP address mismatch", "bad_certificate"),
+    66: ("EE certificate key too weak", "bad_certificate"),
+    67: ("CA certificate key too weak", "bad_certificate"),
+    68: ("CA signature digest algorithm too weak", "bad_certificate"),
+    78: ("cert info signature and signature algorithm mismatch", "certificate_unknown"),
     79: ("invalid CA certificate", "unknown_ca"),
+    82: ("Key usage keyCertSign invalid for non-CA cert", "certificate_unknown"),
+    83: ("Issuer name empty", "certificate_unknown"),
+    85: ("Missing Authority Key Identifier", "certificate_unknown"),
+    86: ("Missing Subject Key Identifier", "certificate_unknown"),
+    87: ("Empty Subject Alternative Name extension", "certificate_unknown"),
+    88: ("Subject empty and Subject Alt Name extension not critical", "certificate_unknown"),
+    89: ("Basic Constraints of CA cert not marked critical", "certificate_unknown"),
+    90: ("Authority Key Identifier marked critical", "certificate_unknown"),
+    91: ("Subject Key Identifier marked critical", "certificate_unknown"),
+    93: ("Using cert extension requires at least X509v3", "certificate_unknown"),
 }
 
-# Fragments of cryptography's VerificationError text -> X509_V_ERR code, first match wins.
-# Codes 10, 20 and 62 are refined below (9; 18/19; 64) by looking at the chain itself.
-_MESSAGE_CODES: list[tuple[str, int]] = [
-    ("not valid at validation time", 10),
-    ("signature does not match", 7),
-    ("unsupported certificate purpose", 26),
-    ("no matching subjectAltName", 62),
-    ("leaf server certificate has no subjectAltName", 62),
-    ("must not be asserted in an EE certificate", 37),
-    ("CA certificate has no basicConstraints", 79),
-    ("does not include certificate signing", 32),
-    ("unaccounted-for critical extensions", 34),
-    ("path length constraint", 25),
-    ("excluded name constraint matched", 48),
-    ("no permitted name constraints matched", 47),
-    ("candidates exhausted", 20),  # the issuer is known by name only
-]
 
-
-class CertificateVerifyError(Exception):
-    """Path validation failed; fields mirror ``ssl.SSLCertVerificationError`` plus the TLS alert."""
+class CertificateVerifyError(ssl.SSLCertVerificationError):
+    """Path validation failed: ``verify_code`` and ``verify_message`` as OpenSSL names the cause,
+    ``depth`` of the certificate at fault (0 is the leaf), the TLS ``alert`` to send and a
+    ``detail`` for humans."""
 
     def __init__(self, code: int, depth: int = 0, detail: str = "", message: Optional[str] = None) -> None:
-        text, alert = VERIFY_ERRORS.get(code, (message or "certificate verify failed", "bad_certificate"))
+        text, alert = VERIFY_ERRORS.get(code, ("certificate verify failed", "certificate_unknown"))
         self.verify_code = code
         self.verify_message = message or text
         self.depth = depth
         self.alert = alert
         self.detail = detail
-        super().__init__(f"certificate verify failed: {self.verify_message}" + (f" ({detail})" if detail else ""))
+        self.library = "SSL"
+        self.reason = "CERTIFICATE_VERIFY_FAILED"
+        suffix = f" ({detail})" if detail else ""
+        super().__init__(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {self.verify_message}{suffix}")
+
+    def __str__(self) -> str:
+        return self.args[1]
 
 
-_EkuValidator = Callable[[v.Policy, x509.Certificate, Optional[x509.ExtendedKeyUsage]], None]
+@dataclass(frozen=True)
+class Policy:
+    """What a validation accepts beyond the web PKI profile; every option is off by default.
+
+    - ``extended_key_usage``: the EKU a leaf must carry instead of serverAuth/clientAuth (for a
+      private PKI with its own purpose).
+    - ``allow_ed25519``: Ed25519 keys and signatures (RFC 8410) besides RSA and ECDSA.
+    - ``strict_criticality``: also enforce the CABF criticality rules that RFC 5280 leaves open:
+      a leaf's extendedKeyUsage non-critical, its subjectAltName non-critical when the subject is
+      not empty. Off by default because common test CAs (trustme) mark both critical.
+    """
+
+    extended_key_usage: Optional[x509.ObjectIdentifier] = None
+    allow_ed25519: bool = False
+    strict_criticality: bool = False
 
 
-def _purpose_check(purpose: x509.ObjectIdentifier) -> _EkuValidator:
-    """An extendedKeyUsage validator: if present it must allow ``purpose`` (or any purpose)."""
+DEFAULT_POLICY = Policy()
+DEFAULT_MAX_CHAIN_DEPTH = 8  # intermediates, not counting self-issued ones (as pyca's default)
+SIGNATURE_BUDGET = 128       # signatures checked per validation (Go and rustls-webpki use 100)
+NAME_BUDGET = 1 << 20        # name-constraint comparisons per validation
 
-    def check(policy: v.Policy, cert: x509.Certificate, eku: Optional[x509.ExtendedKeyUsage]) -> None:
-        if eku is not None and purpose not in eku and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
-            raise ValueError("unsupported certificate purpose")
+_PURPOSES = {"server": ExtendedKeyUsageOID.SERVER_AUTH, "client": ExtendedKeyUsageOID.CLIENT_AUTH}
+_ANY_EKU = ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE
 
-    return check
+# CABF 7.1.3.2: the signature AlgorithmIdentifiers allowed, byte for byte (RSA with NULL
+# parameters, ECDSA without, RSASSA-PSS with matching MGF1 and salt length).
+_RSA_PKCS1 = "300d06092a864886f70d0101{:02x}0500"
+_ECDSA = "300a06082a8648ce3d0403{:02x}"
+_PSS = ("304106092a864886f70d01010a3034a00f300d0609608648016503040{h}0500a11c301a06092a864886f70d010108"
+        "300d0609608648016503040{h}0500a2030201{s:02x}")
+_SIGNATURE_ALGORITHMS = frozenset(
+    [bytes.fromhex(_RSA_PKCS1.format(n)) for n in (11, 12, 13)]
+    + [bytes.fromhex(_ECDSA.format(n)) for n in (2, 3, 4)]
+    + [bytes.fromhex(_PSS.format(h=h, s=s)) for h, s in ((1, 32), (2, 48), (3, 64))]
+)
+_ED25519_ALGORITHM = bytes.fromhex("300506032b6570")
+# CABF 7.1.3.1: public key AlgorithmIdentifiers, byte for byte: rsaEncryption with NULL
+# parameters, id-ecPublicKey with P-256, P-384 or P-521 by name (explicit curves are forbidden).
+_KEY_ALGORITHMS = frozenset(bytes.fromhex(h) for h in (
+    "300d06092a864886f70d0101010500",
+    "301306072a8648ce3d020106082a8648ce3d030107",
+    "301006072a8648ce3d020106052b81040022",
+    "301006072a8648ce3d020106052b81040023",
+))
+_ED25519_KEY = bytes.fromhex("300506032b6570")
+
+# Extensions this validator understands; any other critical one fails (RFC 5280 4.2).
+_KNOWN = frozenset([
+    ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE, ExtensionOID.EXTENDED_KEY_USAGE,
+    ExtensionOID.SUBJECT_ALTERNATIVE_NAME, ExtensionOID.NAME_CONSTRAINTS, ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+    ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+])
 
 
-def _ca_key_usage(policy: v.Policy, cert: x509.Certificate, usage: Optional[x509.KeyUsage]) -> None:
-    if usage is not None and not usage.key_cert_sign:
-        raise ValueError("key usage does not include certificate signing")
+class _Fail(Exception):
+    """One check failed: an X509_V_ERR code and what it was about."""
+
+    def __init__(self, code: int, detail: str, depth: Optional[int] = None) -> None:
+        super().__init__(detail)
+        self.code, self.depth = code, depth  # depth: of the certificate at fault, when not the one checked
 
 
-# Web PKI CA rules, except that keyUsage may be absent (as OpenSSL and `openssl req -x509` allow).
-_CA_POLICY = v.ExtensionPolicy.webpki_defaults_ca().may_be_present(x509.KeyUsage, v.Criticality.AGNOSTIC, _ca_key_usage)
+class _Exhausted(Exception):
+    """The work budget ran out: validation stops at once."""
 
 
-def _ee_policy(purpose: x509.ObjectIdentifier, need_san: bool) -> v.ExtensionPolicy:
-    agnostic = v.Criticality.AGNOSTIC
-    policy = v.ExtensionPolicy.webpki_defaults_ee()
-    policy = policy.may_be_present(x509.ExtendedKeyUsage, agnostic, _purpose_check(purpose))
-    if need_san:
-        return policy.require_present(x509.SubjectAlternativeName, agnostic, None)
-    return policy.may_be_present(x509.SubjectAlternativeName, agnostic, None)
+class _Cert:
+    """A certificate with what validation reads from it, parsed once."""
+
+    def __init__(self, cert: x509.Certificate, der: bytes) -> None:
+        self.cert, self.der = cert, der
+        self.malformed: Optional[_Fail] = None
+        self.ext: dict[x509.ObjectIdentifier, x509.Extension] = {}
+        try:
+            self.raw = raw_fields(der)
+        except (ValueError, IndexError) as exc:  # cryptography parsed it, so this cannot happen
+            raise CertificateVerifyError(1, 0, f"unable to parse certificate: {exc}") from None
+        self.subject, self.issuer = self.raw.subject, self.raw.issuer  # DER: names match byte for byte
+        self.self_issued = self.subject == self.issuer
+        try:
+            self.ext = {e.oid: e for e in cert.extensions}
+        except x509.DuplicateExtension as exc:
+            self.malformed = _Fail(41, f"duplicate extension {exc.oid.dotted_string}")
+        except (ValueError, IndexError) as exc:
+            self.malformed = _Fail(41, f"malformed certificate: {exc}")
+        ski = self.value(x509.SubjectKeyIdentifier)
+        self.ski = ski.digest if ski is not None else None
+        aki = self.value(x509.AuthorityKeyIdentifier)
+        self.aki = aki.key_identifier if aki is not None else None
+        nc = self.value(x509.NameConstraints)
+        self.subtrees = None if nc is None else (names.Subtrees(nc.permitted_subtrees),
+                                                 names.Subtrees(nc.excluded_subtrees))
+        self._self_signed: Optional[bool] = None
+
+    def value(self, kind):
+        ext = self.ext.get(kind.oid)
+        return ext.value if ext is not None else None
+
+    def self_signed(self) -> bool:
+        """Self-issued and verifying under its own key (RFC 5280 3.3)."""
+        if self._self_signed is None:
+            self._self_signed = self.self_issued and _signed_by(self, self)
+        return self._self_signed
+
+    def san(self) -> list[x509.GeneralName]:
+        san = self.value(x509.SubjectAlternativeName)
+        return list(san) if san is not None else []
 
 
-def _subject(hostname: str) -> Optional[Union[v.DNSName, v.IPAddress]]:
-    """The name to match: an IP address, else a DNS name (IDNA-encoded); None if it is neither."""
-    try:
-        return v.IPAddress(ipaddress.ip_address(hostname.strip("[]")))
-    except ValueError:
-        pass
-    try:
-        return v.DNSName(hostname if hostname.isascii() else hostname.encode("idna").decode("ascii"))
-    except (ValueError, UnicodeError):
+_PARSED: dict[bytes, _Cert] = {}
+_BY_OBJECT: dict[int, _Cert] = {}  # id(Certificate) -> its _Cert, which keeps the object alive
+_SIGNED: dict[tuple[bytes, bytes], bool] = {}
+_CACHE_LIMIT = 4096
+
+
+def _parse(item: Union[CertLike, _Cert], depth: int = 0) -> _Cert:
+    if isinstance(item, _Cert):
+        return item
+    if isinstance(item, x509.Certificate):
+        known = _BY_OBJECT.get(id(item))
+        if known is not None and known.cert is item:
+            return known
+        der = item.public_bytes(Encoding.DER)
+    else:
+        der = bytes(item)
+    parsed = _PARSED.get(der)
+    if parsed is None:
+        if isinstance(item, x509.Certificate):
+            cert = item
+        else:
+            try:
+                cert = x509.load_der_x509_certificate(der)
+            except ValueError as exc:
+                raise CertificateVerifyError(1, depth, f"unable to parse certificate: {exc}") from None
+        parsed = _Cert(cert, der)
+        if len(_PARSED) >= _CACHE_LIMIT:
+            _PARSED.clear()
+            _BY_OBJECT.clear()
+        _PARSED[der] = parsed
+    _BY_OBJECT[id(parsed.cert)] = parsed
+    return parsed
+
+
+def _signed_by(child: _Cert, issuer: _Cert) -> bool:
+    key = (child.der, issuer.der)
+    good = _SIGNED.get(key)
+    if good is None:
+        try:
+            child.cert.verify_directly_issued_by(issuer.cert)
+            good = True
+        except (InvalidSignature, ValueError, TypeError):
+            good = False
+        if len(_SIGNED) >= _CACHE_LIMIT:
+            _SIGNED.clear()
+        _SIGNED[key] = good
+    return good
+
+
+class _Validation:
+    """One call of verify_chain: its parameters, its budget and the checks it applies."""
+
+    def __init__(self, store: TrustStore, pool: list[_Cert], purpose: str, reference, check_common_name: bool,
+                 moment: datetime.datetime, max_depth: int, key_usage: tuple[str, ...], policy: Policy) -> None:
+        self.store, self.pool, self.purpose, self.reference = store, pool, purpose, reference
+        self.check_common_name, self.moment, self.max_depth = check_common_name, moment, max_depth
+        self.key_usage, self.policy = key_usage, policy
+        self.eku = policy.extended_key_usage or _PURPOSES[purpose]
+        self.signatures = SIGNATURE_BUDGET
+        self.comparisons = NAME_BUDGET
+        self.last: Optional[tuple[_Fail, int]] = None  # the failure found deepest in the search
+
+    # --- checks every certificate gets (RFC 5280 4.1, CABF 7.1) ---------------------------------
+
+    def basic(self, c: _Cert, anchor: bool) -> None:
+        if c.malformed:
+            raise c.malformed
+        if c.cert.version != x509.Version.v3:
+            raise _Fail(93, "not an X.509 v3 certificate (CABF 7.1.1)")
+        if c.raw.signature_algorithm != c.raw.tbs_signature:
+            raise _Fail(78, "signatureAlgorithm differs from the TBSCertificate's signature (RFC 5280 4.1.1.2)")
+        serial = c.raw.serial
+        if not 1 <= len(serial) <= 21 or serial[0] & 0x80 or (not anchor and not any(serial)):
+            # RFC 5280 4.1.2.2: positive, at most 20 octets (21 with the sign octet, as CAs
+            # drawing 20 random octets produce). Some trusted roots have serial 0.
+            raise _Fail(1, "serial number not a positive integer of at most 20 octets (RFC 5280 4.1.2.2)")
+        if not c.issuer[2:]:
+            raise _Fail(83, "empty issuer name (RFC 5280 4.1.2.4)")
+        unknown = [e.oid.dotted_string for e in c.ext.values() if e.critical and e.oid not in _KNOWN]
+        if unknown:
+            raise _Fail(34, f"unhandled critical extension {unknown[0]}")
+        ski, aki = c.ext.get(ExtensionOID.SUBJECT_KEY_IDENTIFIER), c.ext.get(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+        if ski is not None and ski.critical:
+            raise _Fail(91, "subjectKeyIdentifier marked critical (RFC 5280 4.2.1.2)")
+        if aki is not None:
+            if aki.critical:
+                raise _Fail(90, "authorityKeyIdentifier marked critical (RFC 5280 4.2.1.1)")
+            if aki.value.key_identifier is None or aki.value.authority_cert_issuer is not None \
+                    or aki.value.authority_cert_serial_number is not None:
+                raise _Fail(41, "authorityKeyIdentifier must hold only keyIdentifier (CABF 7.1.2.11.1)")
+        elif not anchor and not c.self_signed():  # a trust anchor is trusted as it is
+            raise _Fail(85, "no authorityKeyIdentifier (RFC 5280 4.2.1.1)")
+        aia = c.ext.get(ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
+        if aia is not None and aia.critical:
+            raise _Fail(41, "authorityInformationAccess marked critical (RFC 5280 4.2.2.1)")
+        pc = c.ext.get(ExtensionOID.POLICY_CONSTRAINTS)
+        if pc is not None and not pc.critical:
+            raise _Fail(41, "policyConstraints not marked critical (RFC 5280 4.2.1.11)")
+
+    def validity(self, c: _Cert) -> None:
+        for (tag, text), code in ((c.raw.not_before, 13), (c.raw.not_after, 14)):
+            # RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050, seconds, Zulu.
+            generalized = tag == GENERALIZED_TIME
+            if tag not in (UTC_TIME, GENERALIZED_TIME) or len(text) != (15 if generalized else 13) \
+                    or (generalized and 1950 <= int(text[:4]) < 2050):
+                raise _Fail(code, "validity time not encoded as RFC 5280 4.1.2.5 requires")
+        if self.moment < c.cert.not_valid_before_utc:
+            raise _Fail(9, f"not valid before {c.cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
+        if self.moment > c.cert.not_valid_after_utc:
+            raise _Fail(10, f"expired at {c.cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
+
+    def public_key(self, c: _Cert, ca: bool) -> None:
+        """CABF 6.1.5 and 7.1.3.1: RSA of at least 2048 bits, a multiple of 8, or ECDSA on P-256,
+        P-384 or P-521 by named curve (or Ed25519 when the policy allows it)."""
+        code = 67 if ca else 66
+        algorithm = c.raw.spki_algorithm
+        if algorithm not in _KEY_ALGORITHMS and not (self.policy.allow_ed25519 and algorithm == _ED25519_KEY):
+            raise _Fail(code, "public key algorithm not allowed (CABF 7.1.3.1)")
+        try:
+            key = c.cert.public_key()
+        except (ValueError, TypeError) as exc:
+            raise _Fail(code, f"unusable public key: {exc}") from None
+        if isinstance(key, rsa.RSAPublicKey) and (key.key_size < 2048 or key.key_size % 8):
+            raise _Fail(code, f"RSA key of {key.key_size} bits")
+
+    # --- the leaf (CABF 7.1.2.7) --------------------------------------------------------------------
+
+    def end_entity(self, c: _Cert, anchor: bool) -> None:
+        self.basic(c, anchor)
+        self.public_key(c, ca=False)
+        bc = c.value(x509.BasicConstraints)
+        if bc is not None and bc.ca:
+            raise _Fail(37, "a CA certificate in the leaf position (CABF 7.1.2.7.8)")
+        if ExtensionOID.NAME_CONSTRAINTS in c.ext:
+            raise _Fail(41, "nameConstraints in a leaf (RFC 5280 4.2.1.10)")
+        ku = c.value(x509.KeyUsage)
+        if ku is not None:
+            if ku.key_cert_sign:
+                raise _Fail(82, "keyUsage keyCertSign in a leaf (CABF 7.1.2.7.11)")
+            for usage in self.key_usage:
+                if not getattr(ku, usage):
+                    raise _Fail(39 if usage == "digital_signature" else 26, f"keyUsage lacks {usage}")
+        eku_ext = c.ext.get(ExtensionOID.EXTENDED_KEY_USAGE)
+        if eku_ext is None:
+            if self.purpose == "server" and self.policy.extended_key_usage is None:
+                raise _Fail(26, "no extendedKeyUsage (CABF 7.1.2.7.10)")
+        else:
+            usages = set(eku_ext.value)
+            if self.eku not in usages and (self.purpose == "server" or _ANY_EKU not in usages):
+                raise _Fail(26, f"extendedKeyUsage lacks {self.eku._name}")
+            if self.purpose == "server" and _ANY_EKU in usages:
+                raise _Fail(26, "anyExtendedKeyUsage in a server certificate (CABF 7.1.2.7.10)")
+            if eku_ext.critical and self.policy.strict_criticality:
+                raise _Fail(26, "extendedKeyUsage marked critical (CABF 7.1.2.7.10)")
+        san_ext = c.ext.get(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        if san_ext is not None:
+            subject_empty = not c.subject[2:]
+            if not list(san_ext.value):
+                raise _Fail(87, "empty subjectAltName (RFC 5280 4.2.1.6)")
+            if subject_empty and not san_ext.critical:
+                raise _Fail(88, "empty subject and a non-critical subjectAltName (RFC 5280 4.2.1.6)")
+            if not subject_empty and san_ext.critical and self.policy.strict_criticality:
+                raise _Fail(41, "subjectAltName critical with a subject (CABF 7.1.2.7.12)")
+        if self.purpose == "server":
+            self.peer_name(c, san_ext)
+
+    def peer_name(self, c: _Cert, san_ext: Optional[x509.Extension]) -> None:
+        """RFC 6125 matching of the reference name, and CABF 7.1.4.3: a common name, if any, is a
+        copy of a subjectAltName value."""
+        cns = names.common_names(c.cert.subject)
+        if san_ext is None:
+            if self.reference is None:
+                return
+            if self.check_common_name and isinstance(self.reference, str) \
+                    and any(names.dns_pattern_matches(cn, self.reference) for cn in cns):
+                return
+            raise _Fail(62 if isinstance(self.reference, str) else 64, "no subjectAltName (CABF 7.1.2.7.12)")
+        sans = list(san_ext.value)
+        for cn in cns:
+            problem = names.common_name_problem(cn, sans)
+            if problem:
+                raise _Fail(62, f"common name {cn!r} {problem} (CABF 7.1.4.3)")
+        if self.reference is not None and not names.san_matches(sans, self.reference):
+            kind = 62 if isinstance(self.reference, str) else 64
+            raise _Fail(kind, f"certificate is not valid for {self.reference}")
+
+    # --- issuers (RFC 5280 6.1.4, CABF 7.1.2.1-7.1.2.6) ---------------------------------------------
+
+    def issuer(self, c: _Cert, below: int, anchor: bool) -> None:
+        """``c`` issues a certificate with ``below`` non-self-issued intermediates under it."""
+        self.basic(c, anchor)
+        self.public_key(c, ca=True)
+        bc_ext = c.ext.get(ExtensionOID.BASIC_CONSTRAINTS)
+        if bc_ext is None or not bc_ext.value.ca:
+            raise _Fail(79, "not a CA: basicConstraints cA is not asserted (RFC 5280 4.2.1.9)")
+        if not bc_ext.critical:
+            raise _Fail(89, "basicConstraints of a CA not marked critical (RFC 5280 4.2.1.9)")
+        if bc_ext.value.path_length is not None and below > bc_ext.value.path_length:
+            raise _Fail(25, f"pathLenConstraint {bc_ext.value.path_length} with {below} intermediates below")
+        ku = c.value(x509.KeyUsage)
+        if ku is not None and not ku.key_cert_sign:  # an absent keyUsage allows every use (RFC 5280 4.2.1.3)
+            raise _Fail(32, "keyUsage lacks keyCertSign")
+        if c.ski is None:
+            raise _Fail(86, "a CA without subjectKeyIdentifier (RFC 5280 4.2.1.2)")
+        eku = c.value(x509.ExtendedKeyUsage)
+        if eku is not None:
+            if c.self_signed():
+                raise _Fail(26, "a root with extendedKeyUsage (CABF 7.1.2.1.2)")
+            if self.eku not in eku and _ANY_EKU not in eku:
+                raise _Fail(26, f"issuer's extendedKeyUsage lacks {self.eku._name}")
+        if c.aki is not None and c.aki != c.ski and c.self_signed():
+            raise _Fail(30, "a root whose authorityKeyIdentifier is not its subjectKeyIdentifier")
+        nc = c.value(x509.NameConstraints)
+        if nc is not None and not nc.permitted_subtrees and not nc.excluded_subtrees:
+            raise _Fail(41, "nameConstraints without any subtree (RFC 5280 4.2.1.10)")
+
+    def signature(self, child: _Cert, issuer: _Cert) -> None:
+        """CABF 7.1.3.2: an allowed algorithm; then the signature itself."""
+        algorithm = child.raw.signature_algorithm
+        if algorithm not in _SIGNATURE_ALGORITHMS and not (self.policy.allow_ed25519 and algorithm == _ED25519_ALGORITHM):
+            raise _Fail(68, f"signature algorithm {child.cert.signature_algorithm_oid._name} not allowed")
+        if (child.der, issuer.der) not in _SIGNED:
+            self.signatures -= 1
+            if self.signatures < 0:
+                raise _Exhausted("too many signatures to check")
+        if not _signed_by(child, issuer):
+            raise _Fail(7, "signature does not verify under the issuer's key")
+
+    # --- name constraints (RFC 5280 4.2.1.10, 6.1.3 b-c) -----------------------------------------------
+
+    def constrained_names(self, c: _Cert, leaf: bool) -> list[x509.GeneralName]:
+        found: list[x509.GeneralName] = c.san()
+        if c.subject[2:]:
+            found.append(x509.DirectoryName(c.cert.subject))
+        if leaf and not c.san() and self.check_common_name:  # a common name used as a host name
+            found += [x509.DNSName(cn) for cn in names.common_names(c.cert.subject) if names.is_dns_name(cn)]
+        return found
+
+    def name_constraints(self, ca: _Cert, below: list[_Cert]) -> None:
+        if ca.subtrees is None:
+            return
+        permitted, excluded = ca.subtrees
+        for position, c in enumerate(below):
+            if position and c.self_issued:  # self-issued intermediates are exempt (6.1.3 b)
+                continue
+            for name in self.constrained_names(c, position == 0):
+                # The budget counts name/subtree pairs as a plain RFC 5280 check would compare
+                # them, so a quadratic certificate fails here as it does elsewhere.
+                self.comparisons -= len(permitted) + len(excluded)
+                if self.comparisons < 0:
+                    raise _Exhausted("too many name constraint comparisons")
+                try:
+                    if permitted.contains(name, False) is False:
+                        raise _Fail(47, f"{_show(name)} is outside the permitted subtrees", position)
+                    if excluded.contains(name, True):
+                        raise _Fail(48, f"{_show(name)} is in an excluded subtree", position)
+                except names.ConstraintError as exc:
+                    raise _Fail(51 if "unsupported" in str(exc) else 52, str(exc), position) from None
+
+    # --- path building --------------------------------------------------------------------------
+
+    def candidates(self, c: _Cert) -> list[_Cert]:
+        """Possible issuers: trusted ones first, each group ordered by AKI/SKI agreement."""
+        found = [_parse(t) for t in self.store.by_subject(c.issuer)]
+        found += [p for p in self.pool if p.subject == c.issuer]
+
+        def likeliness(candidate: _Cert) -> int:
+            if c.aki is None or candidate.ski is None:
+                return 1
+            return 0 if c.aki == candidate.ski else 2
+
+        return sorted(found, key=likeliness)
+
+    def trusted(self, c: _Cert) -> bool:
+        return self.store.contains_der(c.der)
+
+    def build(self, path: list[_Cert]) -> Optional[list[_Cert]]:
+        top = path[-1]
+        if self.trusted(top):
+            return path
+        intermediates = sum(1 for c in path[1:] if not c.self_issued)
+        if intermediates > self.max_depth or len(path) > 2 * self.max_depth + 2:
+            self._note(_Fail(22, "certificate chain too long"), len(path) - 1)
+            return None
+        seen = {c.der for c in path}
+        for candidate in self.candidates(top):
+            if candidate.der in seen:
+                continue
+            try:
+                anchor = self.trusted(candidate)
+                self.issuer(candidate, intermediates, anchor)
+                self.validity(candidate)
+                self.signature(top, candidate)
+                self.name_constraints(candidate, path)
+            except _Fail as failure:
+                self._note(failure, len(path))
+                continue
+            found = self.build(path + [candidate])
+            if found is not None:
+                return found
         return None
 
-
-def _parse_chain(chain_der: list[bytes]) -> list[x509.Certificate]:
-    if not chain_der:
-        raise CertificateVerifyError(1, 0, message="no certificate presented")
-    chain = []
-    for depth, der in enumerate(chain_der):
-        try:
-            chain.append(x509.load_der_x509_certificate(bytes(der)))
-        except ValueError as exc:
-            raise CertificateVerifyError(1, depth, str(exc), message="unable to parse certificate") from None
-    return chain
+    def _note(self, failure: _Fail, depth: int) -> None:
+        if self.last is None or depth >= self.last[1]:
+            self.last = (failure, depth)
 
 
-def _utc(moment: datetime.datetime) -> datetime.datetime:
-    """Naive datetimes are taken as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+def _show(name: x509.GeneralName) -> str:
+    value = name.value
+    return names.oneline_name(value) if isinstance(value, x509.Name) else str(value)
 
 
-def _builder(store: TrustStore, now: Optional[datetime.datetime], ee: v.ExtensionPolicy) -> v.PolicyBuilder:
-    builder = v.PolicyBuilder().store(v.Store(store.certificates))
-    builder = builder.extension_policies(ca_policy=_CA_POLICY, ee_policy=ee)
-    if now is not None:
-        builder = builder.time(_utc(now))
-    return builder
+def verify_chain(leaf: CertLike, intermediates: Iterable[CertLike], trust_store: TrustStore, *,
+                 purpose: str = "server", server_name: Optional[str] = None,
+                 at: Union[datetime.datetime, float, None] = None, max_chain_depth: Optional[int] = None,
+                 check_common_name: bool = False, key_usage: Iterable[str] = (),
+                 policy: Policy = DEFAULT_POLICY) -> list[x509.Certificate]:
+    """Validates ``leaf`` for ``purpose`` ("server" or "client") through ``intermediates`` (in any
+    order, possibly with extra or missing certificates) to a certificate of ``trust_store``.
+
+    ``server_name`` (a DNS name, U-labels allowed, or an IP address) must match the leaf's
+    subjectAltName (RFC 6125); its common name counts only with ``check_common_name`` and no
+    subjectAltName. ``at`` is the validation time (default: now), ``max_chain_depth`` the number of
+    intermediates allowed (self-issued ones not counted; default 8), ``key_usage`` keyUsage bits
+    the leaf must allow (such as "digital_signature" or "key_encipherment"). Returns the path,
+    leaf first and trust anchor last; raises CertificateVerifyError.
+    """
+    if purpose not in _PURPOSES:
+        raise ValueError(f"purpose must be 'server' or 'client', not {purpose!r}")
+    moment = _moment(at)
+    reference = None
+    if server_name is not None:
+        reference = names.reference_name(server_name)
+        if reference is None:
+            raise CertificateVerifyError(62, 0, f"{server_name!r} is not a valid host name")
+    first = _parse(leaf)
+    pool = [_parse(c, depth) for depth, c in enumerate(intermediates, 1)]
+    v = _Validation(trust_store, pool, purpose, reference, check_common_name, moment,
+                    DEFAULT_MAX_CHAIN_DEPTH if max_chain_depth is None else max_chain_depth,
+                    tuple(key_usage), policy)
+    try:
+        v.end_entity(first, v.trusted(first))
+        v.validity(first)
+        path = v.build([first])
+    except _Fail:
+        path = None
+    except _Exhausted as exc:
+        raise CertificateVerifyError(1, 0, str(exc)) from None
+    if path is None:
+        raise _diagnose(v, first)
+    return [c.cert for c in path]
+
+
+def _moment(at: Union[datetime.datetime, float, None]) -> datetime.datetime:
+    if at is None:
+        at = datetime.datetime.now(datetime.timezone.utc)
+    elif isinstance(at, (int, float)):
+        at = datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
+    elif at.tzinfo is None:
+        at = at.replace(tzinfo=datetime.timezone.utc)
+    return at.replace(microsecond=0)  # validity has whole seconds: compare at that granularity
+
+
+def _diagnose(v: _Validation, leaf: _Cert) -> CertificateVerifyError:
+    """Why no path is valid, in OpenSSL's words: build the chain OpenSSL would (by name, trusted
+    issuers first, preferring one whose signature verifies), then apply the checks in OpenSSL's
+    order (X509_verify_cert: the chain, extensions and purpose, name constraints, the host name,
+    then signatures and validity from the top down)."""
+    v.signatures = 1 << 30  # diagnosing a failed search checks each link of one chain once
+    chain = [leaf]
+    while not v.trusted(chain[-1]) and not chain[-1].self_signed() and len(chain) <= 2 * v.max_depth + 2:
+        seen = {c.der for c in chain}
+        options = [c for c in v.candidates(chain[-1]) if c.der not in seen]
+        if not options:
+            break
+        # Like X509_check_issued: by name and key identifiers; signatures only to break a tie.
+        likely = [c for c in options if c.ski is None or chain[-1].aki in (None, c.ski)] or options
+        chain.append(likely[0] if len(likely) == 1 else next((c for c in likely if _signed_by(chain[-1], c)), likely[0]))
+    top = len(chain) - 1
+    if not v.trusted(chain[-1]):
+        if chain[-1].self_signed():
+            return CertificateVerifyError(18 if top == 0 else 19, top)
+        return CertificateVerifyError(20, top)
+    stages = [
+        lambda i, c: v.end_entity(c, v.trusted(c)) if i == 0 else
+        v.issuer(c, sum(1 for x in chain[1:i] if not x.self_issued), v.trusted(c)),
+        lambda i, c: v.name_constraints(c, chain[:i]) if i else None,
+        lambda i, c: v.signature(chain[i - 1], c) if i else None,  # fails at the child's depth
+        lambda i, c: v.validity(c),
+    ]
+    intermediates = sum(1 for c in chain[1:-1] if not c.self_issued)
+    for number, stage in enumerate(stages):
+        if number == 2 and intermediates > v.max_depth:
+            return CertificateVerifyError(22, top)
+        order = range(len(chain)) if number < 2 else range(top, -1, -1)
+        for i in order:
+            try:
+                stage(i, chain[i])
+            except _Fail as failure:
+                depth = failure.depth if failure.depth is not None else i - 1 if number == 2 else i
+                return CertificateVerifyError(failure.code, depth, str(failure))
+    failure, depth = v.last or (_Fail(1, "no valid certification path"), 0)
+    return CertificateVerifyError(failure.code, depth, str(failure))
 
 
 def verify_server_chain(store: TrustStore, chain_der: list[bytes], hostname: Optional[str],
-                        now: Optional[datetime.datetime] = None) -> list[x509.Certificate]:
-    """Validates a server's chain (leaf first) for ``hostname`` (a DNS name or an IP address;
-    None skips the name check). Returns the verified path, leaf first and trust anchor last."""
-    chain = _parse_chain(chain_der)
-    subject = _subject(hostname) if hostname is not None else None
-    try:
-        if not store.certificates:
-            raise v.VerificationError("candidates exhausted: empty trust store")
-        builder = _builder(store, now, _ee_policy(ExtendedKeyUsageOID.SERVER_AUTH, hostname is not None))
-        if hostname is None:
-            return list(builder.build_client_verifier().verify(chain[0], chain[1:]).chain)
-        try:
-            verifier = builder.build_server_verifier(subject)  # type: ignore[arg-type]
-        except (TypeError, ValueError):  # None or not a valid DNS name: nothing can match it
-            raise v.VerificationError(f"leaf certificate has no matching subjectAltName for {hostname!r}") from None
-        return list(verifier.verify(chain[0], chain[1:]))
-    except v.VerificationError as exc:
-        raise _translate(exc, store, chain, now, isinstance(subject, v.IPAddress)) from None
+                        now: Optional[datetime.datetime] = None, check_common_name: bool = False,
+                        max_chain_depth: Optional[int] = None) -> list[x509.Certificate]:
+    """A server's chain as it came in its Certificate message (leaf first)."""
+    if not chain_der:
+        raise CertificateVerifyError(1, 0, message="no certificate presented")
+    return verify_chain(chain_der[0], chain_der[1:], store, purpose="server", server_name=hostname, at=now,
+                        check_common_name=check_common_name, max_chain_depth=max_chain_depth)
 
 
-def verify_client_chain(store: TrustStore, chain_der: list[bytes],
-                        now: Optional[datetime.datetime] = None) -> list[x509.Certificate]:
-    """Validates a client's chain (leaf first) for client authentication; returns the verified
-    path, leaf first and trust anchor last."""
-    chain = _parse_chain(chain_der)
-    try:
-        if not store.certificates:
-            raise v.VerificationError("candidates exhausted: empty trust store")
-        builder = _builder(store, now, _ee_policy(ExtendedKeyUsageOID.CLIENT_AUTH, False))
-        return list(builder.build_client_verifier().verify(chain[0], chain[1:]).chain)
-    except v.VerificationError as exc:
-        raise _translate(exc, store, chain, now, False) from None
-
-
-def _translate(exc: Exception, store: TrustStore, chain: list[x509.Certificate],
-               now: Optional[datetime.datetime], ip: bool) -> CertificateVerifyError:
-    """Maps cryptography's error text to the nearest OpenSSL verify code, and finds the depth."""
-    detail = str(exc).removeprefix("validation failed: ")
-    path, anchored = _walk(store, chain)
-    if not anchored:  # OpenSSL builds the chain before any other check, so this error comes first
-        self_issued = path[-1].issuer == path[-1].subject
-        depth = len(path) - 1
-        return CertificateVerifyError((18 if depth == 0 else 19) if self_issued else 20, depth)
-    code = next((c for fragment, c in _MESSAGE_CODES if fragment in detail), 1)
-    # The failing certificate is named in the text by its repr; a trust anchor sits above the path.
-    depth = next((i for i, c in enumerate(chain) if repr(c) in detail),
-                 len(path) if any(repr(c) in detail for c in store.certificates) else 0)
-    if code == 10:
-        code, depth = _out_of_time(store, path, _utc(now or datetime.datetime.now(datetime.timezone.utc)))
-    elif code == 7:
-        depth = _bad_signature_depth(store, chain)
-    elif code == 62 and ip:
-        code = 64
-    elif code == 20:
-        depth = len(path) - 1
-    elif code == 79:
-        depth = next((i for i, c in enumerate(chain[1:], 1) if not _is_ca(c)), len(chain))
-    return CertificateVerifyError(code, depth, detail if code == 1 else "")
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _out_of_time(store: TrustStore, path: list[x509.Certificate], moment: datetime.datetime) -> tuple[int, int]:
-    """10 (expired) or 9 (not yet valid) at the highest depth out of its validity period, the trust
-    anchor included: OpenSSL checks times from the top of the chain down."""
-    anchors = [c for c in store.certificates if c.subject == path[-1].issuer and c.subject != path[-1].subject]
-    full = [*path, *anchors[:1]]
-    for depth in range(len(full) - 1, -1, -1):
-        if moment < full[depth].not_valid_before_utc:
-            return 9, depth
-        if moment > full[depth].not_valid_after_utc:
-            return 10, depth
-    return 10, 0
-
-
-def _bad_signature_depth(store: TrustStore, chain: list[x509.Certificate]) -> int:
-    """Depth of the first certificate whose issuer (by name) does not vouch for its signature."""
-    for depth, cert in enumerate(chain):
-        issuers = [c for c in [*chain[depth + 1:], *store.certificates] if c.subject == cert.issuer]
-        for issuer in issuers:
-            try:
-                cert.verify_directly_issued_by(issuer)
-            except (InvalidSignature, ValueError, TypeError):
-                return depth
-    return 0
-
-
-def _walk(store: TrustStore, chain: list[x509.Certificate]) -> tuple[list[x509.Certificate], bool]:
-    """Follows the presented chain by issuer name from the leaf, as OpenSSL builds it, until a
-    certificate is trusted or has a trusted issuer (anchored) or no issuer is found."""
-    subjects = {c.subject for c in store.certificates}
-    path, pool = [chain[0]], list(chain[1:])
-    while True:
-        top = path[-1]
-        if top.public_bytes(Encoding.DER) in store._der or top.issuer in subjects:
-            return path, True
-        nxt = next((c for c in pool if c.subject == top.issuer), None) if top.issuer != top.subject else None
-        if nxt is None:
-            return path, False
-        pool.remove(nxt)
-        path.append(nxt)
-
-
+def verify_client_chain(store: TrustStore, chain_der: list[bytes], now: Optional[datetime.datetime] = None,
+                        max_chain_depth: Optional[int] = None) -> list[x509.Certificate]:
+    """A client's chain as it came in its Certificate message (leaf first)."""
+    if not chain_der:
+        raise CertificateVerifyError(1, 0, message="no certificate presented")
+    return verify_chain(chain_der[0], chain_der[1:], store, purpose="client", at=now, max_chain_depth=max_chain_depth)
