@@ -127,18 +127,7 @@ def load_trust_store(cafile: Optional[str], capath: Optional[str], defaults: boo
     if capath:
         store.load_directory(capath)
     if defaults and not cafile and not capath:
-        paths = ssl.get_default_verify_paths()
-        for path in (paths.cafile, paths.openssl_cafile):
-            if path and os.path.isfile(path):
-                try:
-                    store.load_file(path, strict=False)
-                except (OSError, ssl.SSLError):
-                    pass
-                break
-        for path in (paths.capath, paths.openssl_capath):
-            if path and os.path.isdir(path):
-                store.load_directory(path)
-                break
+        store.load_default_verify_paths()
     return store
 
 

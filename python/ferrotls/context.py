@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from .protocol import SessionCache, TicketKeys, TLSConfig
 from .protocol.suites import TLS12_SUITES, CipherSuite, select_ciphers
 from .x509.keystore import Credential, load_credential, ssl_error
+from .x509.path import Policy
 from .x509.store import TrustStore
 
 _TLS12 = ssl.TLSVersion.TLSv1_2
@@ -53,6 +54,10 @@ class SSLContext(ssl.SSLContext):
         self._post_handshake_auth = False
         self._num_tickets = 2
         self._hostname_checks_common_name = True
+        # Path validation beyond the ssl API: how many intermediates (None: the validator's 8)
+        # and the options for private PKIs (ferrotls.x509.Policy).
+        self.max_chain_depth: Optional[int] = None
+        self.verify_policy: Optional[Policy] = None
         self._security_level = 2
         self._ticket_keys = TicketKeys()
         self._session_cache = SessionCache()
@@ -200,11 +205,7 @@ class SSLContext(ssl.SSLContext):
             raise ssl_error(ssl.SSL_ERROR_SSL, "X509", "NO_CERTIFICATE_OR_CRL_FOUND", "no certificate or crl found")
 
     def set_default_verify_paths(self) -> None:
-        paths = ssl.get_default_verify_paths()
-        if paths.cafile and os.path.isfile(paths.cafile):
-            self._trust.load_file(paths.cafile)
-        if paths.capath and os.path.isdir(paths.capath):
-            self._trust.load_directory(paths.capath)
+        self._trust.load_default_verify_paths()
 
     def get_ca_certs(self, binary_form: bool = False) -> list:
         from .x509.certdict import peer_certificate_dict
@@ -315,6 +316,9 @@ class SSLContext(ssl.SSLContext):
             verify_peer=verify,
             require_peer_certificate=server_side and self._verify_mode == ssl.CERT_REQUIRED,
             check_hostname=self._check_hostname,
+            check_common_name=self._hostname_checks_common_name,
+            max_chain_depth=self.max_chain_depth,
+            verify_policy=self.verify_policy,
             prefer_client_ciphers=server_side and not self._options & ssl.OP_CIPHER_SERVER_PREFERENCE,
             session_tickets=not self._options & ssl.OP_NO_TICKET and (not server_side or self._num_tickets > 0),
             session_cache=self._session_cache if server_side else None,

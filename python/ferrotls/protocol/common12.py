@@ -25,27 +25,27 @@ def leaf_certificate(chain: List[bytes]) -> x509.Certificate:
 
 def verify_chain(conn, chain: List[bytes], server: bool) -> list:
     """Validates the peer's chain against the trust store; a failure becomes the alert the
-    validator names, carrying the validator's error."""
-    from ..x509.path import CertificateVerifyError, verify_client_chain, verify_server_chain
+    validator names, carrying the validator's error. A server's leaf must also allow the key
+    exchange: digitalSignature for ECDHE, keyEncipherment for RSA (RFC 5280 4.2.1.3)."""
+    from ..x509.path import DEFAULT_POLICY, CertificateVerifyError
+    from ..x509.path import verify_chain as validate
 
-    store = conn.config.trust_store
-    if store is None:
+    config = conn.config
+    if config.trust_store is None:
         raise TLSAlert(AlertDescription.internal_error, "no trust store to verify the peer with")
+    usage = ()
+    if server:
+        usage = ("digital_signature",) if conn.suite.kx == "ECDHE" else ("key_encipherment",)
     try:
-        if server:
-            hostname = conn.server_hostname if conn.config.check_hostname else None
-            return verify_server_chain(store, chain, hostname, _datetime(conn.now))
-        return verify_client_chain(store, chain, _datetime(conn.now))
+        return validate(chain[0], chain[1:], config.trust_store, purpose="server" if server else "client",
+                        server_name=conn.server_hostname if server and config.check_hostname else None,
+                        at=conn.now, max_chain_depth=config.max_chain_depth,
+                        check_common_name=config.check_common_name, key_usage=usage,
+                        policy=config.verify_policy or DEFAULT_POLICY)
     except CertificateVerifyError as e:
         alert = TLSAlert(AlertDescription[e.alert], f"certificate verify failed: {e.verify_message}")
         alert.verify_error = e  # type: ignore[attr-defined]
         raise alert from None
-
-
-def _datetime(now: float):
-    import datetime
-
-    return datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
 
 
 def check_finished(conn, body: bytes) -> None:

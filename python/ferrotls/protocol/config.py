@@ -10,6 +10,7 @@ from .suites import TLS12_SUITES, CipherSuite
 
 if TYPE_CHECKING:
     from ..x509.keystore import Credential
+    from ..x509.path import Policy
     from ..x509.store import TrustStore
 
 # What we accept in CertificateVerify, best first (RFC 5246 7.4.1.4.1, RFC 8446 4.2.3 names).
@@ -36,6 +37,11 @@ class TLSConfig:
     # Server: fail the handshake when the client sends no certificate.
     require_peer_certificate: bool = False
     check_hostname: bool = True
+    # Client: match the server's common name when its certificate has no subjectAltName.
+    check_common_name: bool = False
+    # Path validation: intermediates allowed (None: the validator's default) and its options.
+    max_chain_depth: Optional[int] = None
+    verify_policy: Optional["Policy"] = None
     prefer_client_ciphers: bool = False
     extended_master_secret: bool = True
     require_extended_master_secret: bool = False

@@ -11,6 +11,8 @@ from typing import Optional, Union
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from .publicsuffix import is_public_suffix
+
 __all__ = ["oneline_name", "describe_chain", "reference_name", "san_matches", "Subtrees"]
 
 
@@ -99,11 +101,11 @@ def reference_name(server_name: str) -> Union[str, ipaddress.IPv4Address, ipaddr
 
 def _wildcard_base(pattern: str) -> Optional[str]:
     """For ``*.rest``, ``rest`` if the pattern is a valid wildcard (RFC 6125 6.4.3: the whole
-    left-most label, nothing else; CABF: at least two labels after it); None otherwise."""
+    left-most label, nothing else; CABF 3.2.2.6: not over a public suffix); None otherwise."""
     if not pattern.startswith("*."):
         return None
     rest = pattern[2:]
-    return rest if "." in rest and is_dns_name(rest) else None
+    return rest if is_dns_name(rest) and not is_public_suffix(rest) else None
 
 
 def dns_pattern_matches(pattern: str, name: str) -> bool:

@@ -183,8 +183,8 @@ class _Cert:
             self.ext = {e.oid: e for e in cert.extensions}
         except x509.DuplicateExtension as exc:
             self.malformed = _Fail(41, f"duplicate extension {exc.oid.dotted_string}")
-        except (ValueError, IndexError) as exc:
-            self.malformed = _Fail(41, f"malformed certificate: {exc}")
+        except (ValueError, TypeError) as exc:  # what cryptography raises for a malformed extension
+            self.malformed = _Fail(41, f"malformed extension: {exc}")
         ski = self.value(x509.SubjectKeyIdentifier)
         self.ski = ski.digest if ski is not None else None
         aki = self.value(x509.AuthorityKeyIdentifier)

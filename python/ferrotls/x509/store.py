@@ -68,7 +68,7 @@ class _Parsed(NamedTuple):
 def _key_id(cert: x509.Certificate) -> Optional[bytes]:
     try:
         return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):  # absent or malformed
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError, TypeError):  # absent or malformed
         return None
 
 
