@@ -215,14 +215,15 @@ _SIGNED: dict[tuple[bytes, bytes], bool] = {}
 _CACHE_LIMIT = 4096
 
 
-def _parse(item: Union[CertLike, _Cert], depth: int = 0) -> _Cert:
+def _parse(item: Union[CertLike, _Cert], depth: int = 0, der: Optional[bytes] = None) -> _Cert:
+    """The _Cert of a certificate object or DER (``der``: the object's DER when known)."""
     if isinstance(item, _Cert):
         return item
     if isinstance(item, x509.Certificate):
         known = _BY_OBJECT.get(id(item))
         if known is not None and known.cert is item:
             return known
-        der = item.public_bytes(Encoding.DER)
+        der = der or item.public_bytes(Encoding.DER)
     else:
         der = bytes(item)
     parsed = _PARSED.get(der)
@@ -258,6 +259,24 @@ def _signed_by(child: _Cert, issuer: _Cert) -> bool:
     return good
 
 
+def _memoized(check):
+    """A check run at most once per validation for the same arguments: path building and
+    `_diagnose` ask the same questions."""
+
+    def run(self: "_Validation", c: _Cert, *args):
+        key = (check.__name__, c.der, args)
+        if key not in self.memo:
+            try:
+                check(self, c, *args)
+                self.memo[key] = None
+            except _Fail as failure:
+                self.memo[key] = failure
+        if self.memo[key] is not None:
+            raise self.memo[key]
+
+    return run
+
+
 class _Validation:
     """One call of verify_chain: its parameters, its budget and the checks it applies."""
 
@@ -270,6 +289,7 @@ class _Validation:
         self.signatures = SIGNATURE_BUDGET
         self.comparisons = NAME_BUDGET
         self.last: Optional[tuple[_Fail, int]] = None  # the failure found deepest in the search
+        self.memo: dict[tuple, Optional[_Fail]] = {}
 
     # --- checks every certificate gets (RFC 5280 4.1, CABF 7.1) ---------------------------------
 
@@ -336,6 +356,7 @@ class _Validation:
 
     # --- the leaf (CABF 7.1.2.7) --------------------------------------------------------------------
 
+    @_memoized
     def end_entity(self, c: _Cert, anchor: bool) -> None:
         self.basic(c, anchor)
         self.public_key(c, ca=False)
@@ -397,6 +418,7 @@ class _Validation:
 
     # --- issuers (RFC 5280 6.1.4, CABF 7.1.2.1-7.1.2.6) ---------------------------------------------
 
+    @_memoized
     def issuer(self, c: _Cert, below: int, anchor: bool) -> None:
         """``c`` issues a certificate with ``below`` non-self-issued intermediates under it."""
         self.basic(c, anchor)
@@ -472,7 +494,7 @@ class _Validation:
 
     def candidates(self, c: _Cert) -> list[_Cert]:
         """Possible issuers: trusted ones first, each group ordered by AKI/SKI agreement."""
-        found = [_parse(t) for t in self.store.by_subject(c.issuer)]
+        found = [_parse(a.certificate, der=a.der) for a in self.store.anchors(c.issuer)]
         found += [p for p in self.pool if p.subject == c.issuer]
 
         def likeliness(candidate: _Cert) -> int:

@@ -162,7 +162,7 @@ class TrustStore:
     def __init__(self) -> None:
         self.certificates: list[x509.Certificate] = []
         self._der: dict[bytes, _Anchor] = {}  # by DER, so a file repeating them reuses their parse
-        self._by_subject: dict[bytes, list[x509.Certificate]] = {}
+        self._by_subject: dict[bytes, list[_Anchor]] = {}
         self._by_key_id: dict[bytes, list[x509.Certificate]] = {}
 
     def __len__(self) -> int:
@@ -177,6 +177,10 @@ class TrustStore:
 
     def by_subject(self, name_der: bytes) -> list[x509.Certificate]:
         """The trusted certificates whose subject is this DER Name."""
+        return [a.certificate for a in self._by_subject.get(name_der, ())]
+
+    def anchors(self, name_der: bytes) -> list[_Anchor]:
+        """The same as by_subject, with each certificate's DER (for path building)."""
         return self._by_subject.get(name_der, [])
 
     def by_key_id(self, key_id: bytes) -> list[x509.Certificate]:
@@ -192,7 +196,7 @@ class TrustStore:
             return
         self._der[anchor.der] = anchor
         self.certificates.append(anchor.certificate)
-        self._by_subject.setdefault(anchor.subject, []).append(anchor.certificate)
+        self._by_subject.setdefault(anchor.subject, []).append(anchor)
         if anchor.key_id is not None:
             self._by_key_id.setdefault(anchor.key_id, []).append(anchor.certificate)
 
