@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import ssl
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Optional, Union
 
@@ -30,6 +31,10 @@ __all__ = ["verify_chain", "Policy", "CertificateVerifyError", "VERIFY_ERRORS", 
            "verify_client_chain"]
 
 CertLike = Union[x509.Certificate, bytes, bytearray, memoryview]
+
+# A peer's certificate with a negative serial number is refused below (RFC 5280 4.1.2.2); the
+# parser's warning about it is noise to our users.
+warnings.filterwarnings("ignore", "Parsed a serial number which wasn't positive", module=__name__)
 
 # X509_V_ERR code -> (OpenSSL 3's message, the TLS alert OpenSSL sends for it: ssl_x509err2alert).
 VERIFY_ERRORS: dict[int, tuple[str, str]] = {
