@@ -109,6 +109,20 @@ def make_ca(issuer: Issuer, unit: str, *, basic_constraints: bool = True) -> Iss
     return Issuer(builder.sign(issuer.key, hashes.SHA256()), key)
 
 
+def make_root(unit: str) -> Issuer:
+    """A self-signed root CA without a path length limit (trustme's roots allow 9 intermediates)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(unit)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + 60 * DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(_key_usage(key_cert_sign=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    return Issuer(cert, key)
+
+
 def make_leaf(issuer: Optional[Issuer], identities: Sequence[str], *, eku: Sequence[x509.ObjectIdentifier],
               unit: str = "leaf", not_before: Optional[datetime.datetime] = None,
               not_after: Optional[datetime.datetime] = None) -> Issuer:
@@ -116,19 +130,19 @@ def make_leaf(issuer: Optional[Issuer], identities: Sequence[str], *, eku: Seque
     issued by ``issuer``, or self-signed when ``issuer`` is None."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = _name(unit)
-    signer = issuer or Issuer(None, key)  # type: ignore[arg-type]
+    signer = issuer.key if issuer else key
     builder = (x509.CertificateBuilder().subject_name(subject)
                .issuer_name(issuer.cert.subject if issuer else subject)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(not_before or NOW - DAY).not_valid_after(not_after or NOW + 30 * DAY)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.key.public_key()),
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
                               critical=False)
                .add_extension(_key_usage(digital_signature=True), critical=True)
                .add_extension(x509.SubjectAlternativeName([_general_name(i) for i in identities]), critical=False)
                .add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False))
-    return Issuer(builder.sign(signer.key, hashes.SHA256()), key)
+    return Issuer(builder.sign(signer, hashes.SHA256()), key)
 
 
 def _pem(*certs: x509.Certificate) -> bytes:
@@ -233,8 +247,13 @@ def server_cases(pki, tmp_path_factory) -> Dict[str, Case]:
 
     good = leaf_files("good")
     server = identity_files(pki.server)
-    long_leaf, long_inters = long_chain(ca, TOO_MANY_INTERMEDIATES, "long")
-    short_leaf, short_inters = long_chain(ca, 3, "short")
+    # Under a root of their own: its path length is unlimited, so length is the only defect.
+    long_root = make_root("root of long chains")
+    long_root_path = os.path.join(d, "long-root.pem")
+    with open(long_root_path, "wb") as f:
+        f.write(_pem(long_root.cert))
+    long_leaf, long_inters = long_chain(long_root, TOO_MANY_INTERMEDIATES, "long")
+    short_leaf, short_inters = long_chain(long_root, 3, "short")
     loose = make_ca(ca, "no basicConstraints", basic_constraints=False)
     strict = make_ca(ca, "with basicConstraints")
     return {
@@ -259,7 +278,7 @@ def server_cases(pki, tmp_path_factory) -> Dict[str, Case]:
                             pki.server_ca_path),
         "chain-too-long": Case(write_chain(d, "long", long_leaf, long_inters),
                                write_chain(d, "short", short_leaf, short_inters),
-                               22, "certificate chain too long", "unknown_ca", pki.server_ca_path),
+                               22, "certificate chain too long", "unknown_ca", long_root_path),
         # An issuer with neither basicConstraints nor keyUsage (RFC 5280 6.1.4 (k)).
         "issuer-not-a-ca": Case(write_chain(d, "loose", make_leaf(loose, names, eku=[SERVER_AUTH]), [loose]),
                                 write_chain(d, "strict", make_leaf(strict, names, eku=[SERVER_AUTH]), [strict]),
@@ -591,7 +610,7 @@ def test_server_accepts_good_twin_from_stdlib_client(name, client_cases, pki, li
 
 def test_server_sees_the_verified_client_chain(client_cases, pki, listener, background):
     """After a good client handshake our server's getpeercert() shows the client's SAN."""
-    case = client_cases["expired"]
+    case = client_cases["expired"]  # its twin is the plain good client certificate
 
     def serve(listener, ctx):
         conn, _ = listener.accept()

@@ -154,9 +154,12 @@ def common_name_problem(cn: str, sans: list[x509.GeneralName]) -> Optional[str]:
     ip = _lenient_ip(cn)
     if ip is not None:
         return None if str(ip) == cn else "is not an IP address in canonical form"
-    folded = reference_name(cn)
+    wildcard = cn.startswith("*.")
+    folded = reference_name(cn[2:] if wildcard else cn)
     if folded is not None and not cn.isascii():
         return "is a domain name in U-labels, where a dNSName holds A-labels"
+    if wildcard and folded is not None:
+        folded = "*." + folded
     dns = {n.value for n in sans if isinstance(n, x509.DNSName)}
     if cn not in dns and folded is not None and any(d.lower() == folded for d in dns):
         return "is not a character-for-character copy of its dNSName entry"

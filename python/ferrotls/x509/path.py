@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import ssl
-import warnings
 from dataclasses import dataclass
 from typing import Iterable, Optional, Union
 
@@ -24,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from . import names
-from .der import GENERALIZED_TIME, UTC_TIME, raw_fields
+from .der import GENERALIZED_TIME, UTC_TIME, RawFields, raw_fields
 from .store import TrustStore
 
 __all__ = ["verify_chain", "Policy", "CertificateVerifyError", "VERIFY_ERRORS", "verify_server_chain",
@@ -32,9 +31,6 @@ __all__ = ["verify_chain", "Policy", "CertificateVerifyError", "VERIFY_ERRORS", 
 
 CertLike = Union[x509.Certificate, bytes, bytearray, memoryview]
 
-# A peer's certificate with a negative serial number is refused below (RFC 5280 4.1.2.2); the
-# parser's warning about it is noise to our users.
-warnings.filterwarnings("ignore", "Parsed a serial number which wasn't positive", module=__name__)
 
 # X509_V_ERR code -> (OpenSSL 3's message, the TLS alert OpenSSL sends for it: ssl_x509err2alert).
 VERIFY_ERRORS: dict[int, tuple[str, str]] = {
@@ -133,8 +129,8 @@ _ANY_EKU = ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE
 # parameters, ECDSA without, RSASSA-PSS with matching MGF1 and salt length).
 _RSA_PKCS1 = "300d06092a864886f70d0101{:02x}0500"
 _ECDSA = "300a06082a8648ce3d0403{:02x}"
-_PSS = ("304106092a864886f70d01010a3034a00f300d0609608648016503040{h}0500a11c301a06092a864886f70d010108"
-        "300d0609608648016503040{h}0500a2030201{s:02x}")
+_PSS = ("304106092a864886f70d01010a3034a00f300d06096086480165030402{h:02x}0500a11c301a06092a864886f70d010108"
+        "300d06096086480165030402{h:02x}0500a2030201{s:02x}")
 _SIGNATURE_ALGORITHMS = frozenset(
     [bytes.fromhex(_RSA_PKCS1.format(n)) for n in (11, 12, 13)]
     + [bytes.fromhex(_ECDSA.format(n)) for n in (2, 3, 4)]
@@ -150,6 +146,12 @@ _KEY_ALGORITHMS = frozenset(bytes.fromhex(h) for h in (
     "301006072a8648ce3d020106052b81040023",
 ))
 _ED25519_KEY = bytes.fromhex("300506032b6570")
+# CABF 7.1.3.2.2: an ECDSA key signs with the hash of its size.
+_ECDSA_HASH = {
+    bytes.fromhex("301306072a8648ce3d020106082a8648ce3d030107"): bytes.fromhex(_ECDSA.format(2)),
+    bytes.fromhex("301006072a8648ce3d020106052b81040022"): bytes.fromhex(_ECDSA.format(3)),
+    bytes.fromhex("301006072a8648ce3d020106052b81040023"): bytes.fromhex(_ECDSA.format(4)),
+}
 
 # Extensions this validator understands; any other critical one fails (RFC 5280 4.2).
 _KNOWN = frozenset([
@@ -174,14 +176,10 @@ class _Exhausted(Exception):
 class _Cert:
     """A certificate with what validation reads from it, parsed once."""
 
-    def __init__(self, cert: x509.Certificate, der: bytes) -> None:
-        self.cert, self.der = cert, der
+    def __init__(self, cert: x509.Certificate, der: bytes, raw: RawFields) -> None:
+        self.cert, self.der, self.raw = cert, der, raw
         self.malformed: Optional[_Fail] = None
         self.ext: dict[x509.ObjectIdentifier, x509.Extension] = {}
-        try:
-            self.raw = raw_fields(der)
-        except (ValueError, IndexError) as exc:  # cryptography parsed it, so this cannot happen
-            raise CertificateVerifyError(1, 0, f"unable to parse certificate: {exc}") from None
         self.subject, self.issuer = self.raw.subject, self.raw.issuer  # DER: names match byte for byte
         self.self_issued = self.subject == self.issuer
         try:
@@ -233,14 +231,15 @@ def _parse(item: Union[CertLike, _Cert], depth: int = 0, der: Optional[bytes] = 
         der = bytes(item)
     parsed = _PARSED.get(der)
     if parsed is None:
-        if isinstance(item, x509.Certificate):
-            cert = item
-        else:
-            try:
-                cert = x509.load_der_x509_certificate(der)
-            except ValueError as exc:
-                raise CertificateVerifyError(1, depth, f"unable to parse certificate: {exc}") from None
-        parsed = _Cert(cert, der)
+        try:
+            raw = raw_fields(der)
+            if not isinstance(item, x509.Certificate):
+                if raw.serial[:1] >= b"\x80" or not any(raw.serial):  # refused before the parser warns
+                    raise ValueError("serial number not positive (RFC 5280 4.1.2.2)")
+                item = x509.load_der_x509_certificate(der)
+        except (ValueError, IndexError) as exc:
+            raise CertificateVerifyError(1, depth, f"unable to parse certificate: {exc}") from None
+        parsed = _Cert(item, der, raw)
         if len(_PARSED) >= _CACHE_LIMIT:
             _PARSED.clear()
             _BY_OBJECT.clear()
@@ -436,8 +435,8 @@ class _Validation:
         if bc_ext.value.path_length is not None and below > bc_ext.value.path_length:
             raise _Fail(25, f"pathLenConstraint {bc_ext.value.path_length} with {below} intermediates below")
         ku = c.value(x509.KeyUsage)
-        if ku is not None and not ku.key_cert_sign:  # an absent keyUsage allows every use (RFC 5280 4.2.1.3)
-            raise _Fail(32, "keyUsage lacks keyCertSign")
+        if ku is None or not ku.key_cert_sign:  # RFC 5280 4.2.1.3, CABF 7.1.2.1.2 and 7.1.2.10.7
+            raise _Fail(32, "keyUsage lacks keyCertSign" if ku else "a CA without keyUsage")
         if c.ski is None:
             raise _Fail(86, "a CA without subjectKeyIdentifier (RFC 5280 4.2.1.2)")
         eku = c.value(x509.ExtendedKeyUsage)
@@ -457,6 +456,9 @@ class _Validation:
         algorithm = child.raw.signature_algorithm
         if algorithm not in _SIGNATURE_ALGORITHMS and not (self.policy.allow_ed25519 and algorithm == _ED25519_ALGORITHM):
             raise _Fail(68, f"signature algorithm {child.cert.signature_algorithm_oid._name} not allowed")
+        paired = _ECDSA_HASH.get(issuer.raw.spki_algorithm)
+        if paired is not None and algorithm != paired:
+            raise _Fail(68, f"{child.cert.signature_algorithm_oid._name} with the issuer's curve (CABF 7.1.3.2.2)")
         if (child.der, issuer.der) not in _SIGNED:
             self.signatures -= 1
             if self.signatures < 0:
@@ -615,6 +617,8 @@ def _diagnose(v: _Validation, leaf: _Cert) -> CertificateVerifyError:
         likely = [c for c in options if c.ski is None or chain[-1].aki in (None, c.ski)] or options
         chain.append(likely[0] if len(likely) == 1 else next((c for c in likely if _signed_by(chain[-1], c)), likely[0]))
     top = len(chain) - 1
+    if not v.trusted(chain[-1]) and len(chain) > 2 * v.max_depth + 2:
+        return CertificateVerifyError(22, top)
     if not v.trusted(chain[-1]):
         if chain[-1].self_signed():
             return CertificateVerifyError(18 if top == 0 else 19, top)
