@@ -104,6 +104,7 @@ def _fmt(x: float | None, spec: str = ".0f") -> str:
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    _x509_summary(terminalreporter, config)
     bs = getattr(config, "_benchmarksession", None)
     # Only this file's kinds: other bench files (bench_tls.py) print their own summary.
     benches = [b for b in getattr(bs, "benchmarks", []) if (getattr(b, "extra_info", None) or {}).get("kind") in ("record", "rsa")]
@@ -182,3 +183,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     r = ratio(rsa, 0) if rsa else None
     if r is not None:
         tr.write_line(f"  RSA >= 0.5x cryptography: {r:.2f}x -> {'met' if r >= 0.5 else 'NOT met'}")
+
+
+def _x509_summary(tr, config) -> None:
+    """bench_x509.py: microseconds per validation and ferrotls / pyca speed."""
+    benches = [b for b in getattr(getattr(config, "_benchmarksession", None), "benchmarks", [])
+               if (getattr(b, "extra_info", None) or {}).get("kind") == "x509"]
+    rows: dict[str, dict[str, float]] = {}
+    for b in benches:
+        t = _times(b)
+        if t is not None:
+            rows.setdefault(b.extra_info["case"], {})[b.extra_info["impl"]] = t[0] * 1e6
+    if not rows:
+        return
+    tr.write_sep("=", "certificate path validation (3 certificates), median microseconds per call")
+    tr.write_line(f"{'case':<12} {'ferrotls':>9} {'pyca':>9} {'speed ferrotls/pyca':>20}")
+    for case, row in sorted(rows.items()):
+        f, p = row.get("ferrotls"), row.get("pyca")
+        speed = f"{p / f:.2f}x" if f and p else "-"
+        tr.write_line(f"{case:<12} {f or 0:>9.0f} {p or 0:>9.0f} {speed:>20}")

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Union
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
@@ -248,14 +248,28 @@ def _parse(item: Union[CertLike, _Cert], depth: int = 0, der: Optional[bytes] = 
     return parsed
 
 
+def _verify(cert: x509.Certificate, key) -> None:
+    """Checks ``cert``'s signature under ``key``, an issuer's public key object (which
+    `cryptography` keeps with its certificate, so a trust anchor's key is decoded once)."""
+    scheme = cert.signature_algorithm_parameters  # PKCS1v15 or PSS, ECDSA(hash), None for Ed25519
+    if isinstance(key, rsa.RSAPublicKey):
+        key.verify(cert.signature, cert.tbs_certificate_bytes, scheme, cert.signature_hash_algorithm)
+    elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(scheme, ec.ECDSA):
+        key.verify(cert.signature, cert.tbs_certificate_bytes, scheme)
+    elif isinstance(key, ed25519.Ed25519PublicKey) and scheme is None:
+        key.verify(cert.signature, cert.tbs_certificate_bytes)
+    else:
+        raise TypeError("the signature algorithm does not suit the issuer's key")
+
+
 def _signed_by(child: _Cert, issuer: _Cert) -> bool:
     key = (child.der, issuer.der)
     good = _SIGNED.get(key)
     if good is None:
         try:
-            child.cert.verify_directly_issued_by(issuer.cert)
+            _verify(child.cert, issuer.cert.public_key())
             good = True
-        except (InvalidSignature, ValueError, TypeError):
+        except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
             good = False
         if len(_SIGNED) >= _CACHE_LIMIT:
             _SIGNED.clear()
