@@ -334,9 +334,6 @@ class _Validation:
         if aki is not None:
             if aki.critical:
                 raise _Fail(90, "authorityKeyIdentifier marked critical (RFC 5280 4.2.1.1)")
-            if aki.value.key_identifier is None or aki.value.authority_cert_issuer is not None \
-                    or aki.value.authority_cert_serial_number is not None:
-                raise _Fail(41, "authorityKeyIdentifier must hold only keyIdentifier (CABF 7.1.2.11.1)")
         elif not anchor and not c.self_signed():  # a trust anchor is trusted as it is
             raise _Fail(85, "no authorityKeyIdentifier (RFC 5280 4.2.1.1)")
         aia = c.ext.get(ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
@@ -459,6 +456,10 @@ class _Validation:
                 raise _Fail(26, "a root with extendedKeyUsage (CABF 7.1.2.1.2)")
             if self.eku not in eku and _ANY_EKU not in eku:
                 raise _Fail(26, f"issuer's extendedKeyUsage lacks {self.eku._name}")
+        aki = c.value(x509.AuthorityKeyIdentifier)
+        if aki is not None and (aki.key_identifier is None or aki.authority_cert_issuer is not None
+                                or aki.authority_cert_serial_number is not None):
+            raise _Fail(41, "a CA's authorityKeyIdentifier must hold only keyIdentifier (CABF 7.1.2.11.1)")
         if c.aki is not None and c.aki != c.ski and c.self_signed():
             raise _Fail(30, "a root whose authorityKeyIdentifier is not its subjectKeyIdentifier")
         nc = c.value(x509.NameConstraints)
