@@ -49,10 +49,9 @@ def raw_fields(cert_der: bytes) -> RawFields:
     _, _, alg_end = _tlv(cert_der, end)
     tbs_sig = cert_der[end:alg_end]
     _, _, issuer_end = _tlv(cert_der, alg_end)
-    _, validity, _ = _tlv(cert_der, issuer_end)
+    _, validity, validity_end = _tlv(cert_der, issuer_end)
     nb_tag, nb_start, nb_end = _tlv(cert_der, validity)
     na_tag, na_start, na_end = _tlv(cert_der, nb_end)
-    _, _, validity_end = _tlv(cert_der, issuer_end)
     _, _, subject_end = _tlv(cert_der, validity_end)
     issuer, subject = cert_der[alg_end:issuer_end], cert_der[validity_end:subject_end]
     _, spki, _ = _tlv(cert_der, subject_end)

@@ -73,13 +73,14 @@ def describe_chain(chain: list[x509.Certificate]) -> list[str]:
 
 # --- Reference identifiers and subjectAltName matching (RFC 6125) ---------------------------------
 
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_LABEL = r"(?!-)[a-zA-Z0-9-]{1,63}(?<!-)"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
 
 def is_dns_name(name: str) -> bool:
     """A preferred-syntax host name (RFC 1034 3.5, RFC 1123 2.1): LDH labels, no empty label,
-    at most 253 characters; compared in lower case."""
-    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.lower().split("."))
+    at most 253 characters."""
+    return len(name) <= 253 and _HOST_NAME.fullmatch(name) is not None
 
 
 def reference_name(server_name: str) -> Union[str, ipaddress.IPv4Address, ipaddress.IPv6Address, None]:

@@ -154,6 +154,8 @@ _ECDSA_HASH = {
 }
 
 # Extensions this validator understands; any other critical one fails (RFC 5280 4.2).
+_CN_OID = bytes.fromhex("0603550403")  # id-at-commonName as it appears in a DER Name
+
 _KNOWN = frozenset([
     ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE, ExtensionOID.EXTENDED_KEY_USAGE,
     ExtensionOID.SUBJECT_ALTERNATIVE_NAME, ExtensionOID.NAME_CONSTRAINTS, ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
@@ -196,6 +198,7 @@ class _Cert:
         self.subtrees = None if nc is None else (names.Subtrees(nc.permitted_subtrees),
                                                  names.Subtrees(nc.excluded_subtrees))
         self._self_signed: Optional[bool] = None
+        self._san: Optional[list[x509.GeneralName]] = None
 
     def value(self, kind):
         ext = self.ext.get(kind.oid)
@@ -208,8 +211,10 @@ class _Cert:
         return self._self_signed
 
     def san(self) -> list[x509.GeneralName]:
-        san = self.value(x509.SubjectAlternativeName)
-        return list(san) if san is not None else []
+        if self._san is None:
+            san = self.value(x509.SubjectAlternativeName)
+            self._san = list(san) if san is not None else []
+        return self._san
 
 
 _PARSED: dict[bytes, _Cert] = {}
@@ -218,8 +223,9 @@ _SIGNED: dict[tuple[bytes, bytes], bool] = {}
 _CACHE_LIMIT = 4096
 
 
-def _parse(item: Union[CertLike, _Cert], depth: int = 0, der: Optional[bytes] = None) -> _Cert:
-    """The _Cert of a certificate object or DER (``der``: the object's DER when known)."""
+def _parse(item: Union[CertLike, _Cert], depth: int = 0, der: Optional[bytes] = None,
+           raw: Optional[RawFields] = None) -> _Cert:
+    """The _Cert of a certificate object or DER (``der``, ``raw``: the object's, when known)."""
     if isinstance(item, _Cert):
         return item
     if isinstance(item, x509.Certificate):
@@ -232,7 +238,7 @@ def _parse(item: Union[CertLike, _Cert], depth: int = 0, der: Optional[bytes] = 
     parsed = _PARSED.get(der)
     if parsed is None:
         try:
-            raw = raw_fields(der)
+            raw = raw or raw_fields(der)
             if not isinstance(item, x509.Certificate):
                 if raw.serial[:1] >= b"\x80" or not any(raw.serial):  # refused before the parser warns
                     raise ValueError("serial number not positive (RFC 5280 4.1.2.2)")
@@ -414,7 +420,7 @@ class _Validation:
     def peer_name(self, c: _Cert, san_ext: Optional[x509.Extension]) -> None:
         """RFC 6125 matching of the reference name, and CABF 7.1.4.3: a common name, if any, is a
         copy of a subjectAltName value."""
-        cns = names.common_names(c.cert.subject)
+        cns = names.common_names(c.cert.subject) if _CN_OID in c.subject else []
         if san_ext is None:
             if self.reference is None:
                 return
@@ -483,11 +489,13 @@ class _Validation:
 
     # --- name constraints (RFC 5280 4.2.1.10, 6.1.3 b-c) -----------------------------------------------
 
-    def constrained_names(self, c: _Cert, leaf: bool) -> list[x509.GeneralName]:
-        found: list[x509.GeneralName] = c.san()
-        if c.subject[2:]:
+    def constrained_names(self, c: _Cert, leaf: bool, types: set[type]) -> list[x509.GeneralName]:
+        """The names of ``c`` that subtrees of these ``types`` constrain: its subjectAltName entries,
+        its subject, and for a leaf matched by common name, that name."""
+        found = [name for name in c.san() if type(name) in types]
+        if x509.DirectoryName in types and c.subject[2:]:
             found.append(x509.DirectoryName(c.cert.subject))
-        if leaf and not c.san() and self.check_common_name:  # a common name used as a host name
+        if x509.DNSName in types and leaf and not c.san() and self.check_common_name:
             found += [x509.DNSName(cn) for cn in names.common_names(c.cert.subject) if names.is_dns_name(cn)]
         return found
 
@@ -498,7 +506,7 @@ class _Validation:
         for position, c in enumerate(below):
             if position and c.self_issued:  # self-issued intermediates are exempt (6.1.3 b)
                 continue
-            for name in self.constrained_names(c, position == 0):
+            for name in self.constrained_names(c, position == 0, permitted.types | excluded.types):
                 # The budget counts name/subtree pairs as a plain RFC 5280 check would compare
                 # them, so a quadratic certificate fails here as it does elsewhere.
                 self.comparisons -= len(permitted) + len(excluded)
@@ -516,7 +524,7 @@ class _Validation:
 
     def candidates(self, c: _Cert) -> list[_Cert]:
         """Possible issuers: trusted ones first, each group ordered by AKI/SKI agreement."""
-        found = [_parse(a.certificate, der=a.der) for a in self.store.anchors(c.issuer)]
+        found = [_parse(a.certificate, der=a.der, raw=a.raw) for a in self.store.anchors(c.issuer)]
         found += [p for p in self.pool if p.subject == c.issuer]
 
         def likeliness(candidate: _Cert) -> int:

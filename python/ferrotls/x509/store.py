@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from cryptography.utils import CryptographyDeprecationWarning
 
+from .der import RawFields, raw_fields
 from .keystore import PEM_LIB, Password, _check_password_type, _password_bytes, ssl_error
 
 __all__ = ["TrustStore", "default_verify_locations"]
@@ -53,7 +54,7 @@ class _Anchor(NamedTuple):
 
     certificate: x509.Certificate
     der: bytes
-    subject: bytes  # DER Name
+    raw: RawFields  # its subject (DER Name) and what path validation reads without parsing
     key_id: Optional[bytes]  # SubjectKeyIdentifier
 
 
@@ -72,8 +73,9 @@ def _key_id(cert: x509.Certificate) -> Optional[bytes]:
         return None
 
 
-def _anchor(cert: x509.Certificate) -> _Anchor:
-    return _Anchor(cert, cert.public_bytes(Encoding.DER), cert.subject.public_bytes(), _key_id(cert))
+def _anchor(cert: x509.Certificate, der: Optional[bytes] = None) -> _Anchor:
+    der = der or cert.public_bytes(Encoding.DER)
+    return _Anchor(cert, der, raw_fields(der), _key_id(cert))
 
 
 def _known(body: bytes, known: Mapping[bytes, _Anchor]) -> Optional[_Anchor]:
@@ -196,17 +198,18 @@ class TrustStore:
             return
         self._der[anchor.der] = anchor
         self.certificates.append(anchor.certificate)
-        self._by_subject.setdefault(anchor.subject, []).append(anchor)
+        self._by_subject.setdefault(anchor.raw.subject, []).append(anchor)
         if anchor.key_id is not None:
             self._by_key_id.setdefault(anchor.key_id, []).append(anchor.certificate)
 
     def add_der(self, data: bytes) -> None:
         """Adds one DER certificate."""
+        data = bytes(data)
         try:
-            cert = x509.load_der_x509_certificate(bytes(data))
-        except ValueError as exc:
+            anchor = _anchor(x509.load_der_x509_certificate(data), data)
+        except (ValueError, IndexError) as exc:
             raise ssl_error(PEM_LIB, "X509", None, f"malformed certificate ({exc})") from None
-        self.add(cert)
+        self._add(anchor)
 
     def add_pem(self, data: Union[bytes, str], *, strict: bool = True) -> None:
         """Adds every PEM certificate in ``data``.
