@@ -556,6 +556,46 @@ def test_client_verified_chain_of_a_long_but_allowed_chain(server_cases, listene
     assert served.result(IO_TIMEOUT) is None
 
 
+def test_context_max_chain_depth(server_cases, listener, background):
+    """SSLContext.max_chain_depth (a ferrotls extension) bounds the intermediates: the good
+    twin's three pass with 3 and fail with 2 as OpenSSL's "certificate chain too long" (22),
+    which the stdlib server receives as unknown_ca."""
+    case = server_cases["chain-too-long"]
+    for depth, accepted in ((3, True), (2, False)):
+        served = background(serve_one, listener, stdlib_server(case.good))
+        ctx = ferro_client(case.cafile)
+        ctx.max_chain_depth = depth
+        answer, err = connect(ctx, listener.getsockname()[1], "localhost")
+        if accepted:
+            assert err is None and answer == b"gnip\n", repr(err)
+            assert served.result(IO_TIMEOUT) is None
+        else:
+            assert isinstance(err, ssl.SSLCertVerificationError) and err.verify_code == 22, repr(err)
+            expect_received_alert(served.result(IO_TIMEOUT), "unknown_ca")
+
+
+def test_context_verify_policy_custom_eku(listener, background, tmp_path):
+    """A private PKI whose server certificates carry only their own extendedKeyUsage: refused by
+    default as OpenSSL refuses it (26), accepted with SSLContext.verify_policy naming that EKU."""
+    private_eku = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1.1")
+    root = make_root("private pki root")
+    files = write_chain(str(tmp_path), "private", make_leaf(root, ["localhost"], eku=[private_eku]))
+    cafile = str(tmp_path / "private-root.pem")
+    with open(cafile, "wb") as f:
+        f.write(_pem(root.cert))
+    for policy in (None, ferrotls.x509.Policy(extended_key_usage=private_eku)):
+        served = background(serve_one, listener, stdlib_server(files))
+        ctx = ferro_client(cafile)
+        ctx.verify_policy = policy
+        answer, err = connect(ctx, listener.getsockname()[1], "localhost")
+        if policy is None:
+            assert isinstance(err, ssl.SSLCertVerificationError) and err.verify_code == 26, repr(err)
+            expect_received_alert(served.result(IO_TIMEOUT), "unsupported_certificate")
+        else:
+            assert err is None and answer == b"gnip\n", repr(err)
+            assert served.result(IO_TIMEOUT) is None
+
+
 # --------------------------------------------------------------------------------------------
 # Our server, demanding client certificates
 # --------------------------------------------------------------------------------------------
