@@ -66,6 +66,8 @@ from hypothesis import strategies as st
 import ferrotls.x509
 from ferrotls.x509 import TrustStore
 
+import der_surgery as surgery
+
 DER = serialization.Encoding.DER
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2031, 3, 1, 12, 0, 0, tzinfo=UTC)  # the validation time of generated chains
@@ -115,55 +117,25 @@ def key_is_weak(kind: str) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def _tlv(data: bytes, pos: int) -> Tuple[int, int]:
-    """(content start, element end) of the DER element at ``pos``."""
-    first = data[pos + 1]
-    pos += 2
-    if first < 0x80:
-        return pos, pos + first
-    count = first & 0x7F
-    length = int.from_bytes(data[pos:pos + count], "big")
-    return pos + count, pos + count + length
-
-
-def _elements(data: bytes) -> List[bytes]:
-    """The elements inside the SEQUENCE ``data``."""
-    start, end = _tlv(data, 0)
-    out, pos = [], start
-    while pos < end:
-        _, stop = _tlv(data, pos)
-        out.append(data[pos:stop])
-        pos = stop
-    return out
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + content
-
-
 SHA1_RSA = bytes.fromhex("300d06092a864886f70d0101050500")  # sha1WithRSAEncryption, NULL parameters
 SHA1_ECDSA = bytes.fromhex("300906072a8648ce3d0401")  # ecdsa-with-SHA1
 
 
 def resign_sha1(cert: x509.Certificate, signer) -> x509.Certificate:
     """``cert`` with its TBSCertificate's signature algorithm changed to SHA-1 and signed again."""
-    tbs = _elements(cert.tbs_certificate_bytes)
+    tbs = surgery.elements(cert.tbs_certificate_bytes)
     index = 2 if tbs[0][0] == 0xA0 else 1  # [0] version, serialNumber, signature, ...
     if isinstance(signer, rsa.RSAPrivateKey):
         algorithm = SHA1_RSA
         tbs[index] = algorithm
-        body = _der(0x30, b"".join(tbs))
+        body = surgery.der(0x30, b"".join(tbs))
         signature = signer.sign(body, padding.PKCS1v15(), hashes.SHA1())
     else:
         algorithm = SHA1_ECDSA
         tbs[index] = algorithm
-        body = _der(0x30, b"".join(tbs))
+        body = surgery.der(0x30, b"".join(tbs))
         signature = signer.sign(body, ec.ECDSA(hashes.SHA1()))
-    der = _der(0x30, body + algorithm + _der(0x03, b"\x00" + signature))
+    der = surgery.der(0x30, body + algorithm + surgery.der(0x03, b"\x00" + signature))
     return x509.load_der_x509_certificate(der)
 
 

@@ -97,7 +97,8 @@ def reference_name(server_name: str) -> Union[str, ipaddress.IPv4Address, ipaddr
         except UnicodeError:
             return None
     name = name.lower()
-    return name if is_dns_name(name) else None
+    # RFC 1123 2.1: a host name never ends in an all-numeric label (that would be an address).
+    return name if is_dns_name(name) and not name.rpartition(".")[2].isdigit() else None
 
 
 def _wildcard_base(pattern: str) -> Optional[str]:

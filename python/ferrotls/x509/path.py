@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from . import names
 from .der import GENERALIZED_TIME, UTC_TIME, RawFields, raw_fields
@@ -391,7 +391,7 @@ class _Validation:
             if ku.key_cert_sign:
                 raise _Fail(82, "keyUsage keyCertSign in a leaf (CABF 7.1.2.7.11)")
             for usage in self.key_usage:
-                if not getattr(ku, usage):
+                if not _allows(ku, usage):
                     raise _Fail(39 if usage == "digital_signature" else 26, f"keyUsage lacks {usage}")
         eku_ext = c.ext.get(ExtensionOID.EXTENDED_KEY_USAGE)
         if eku_ext is None:
@@ -480,12 +480,16 @@ class _Validation:
         paired = _ECDSA_HASH.get(issuer.raw.spki_algorithm)
         if paired is not None and algorithm != paired:
             raise _Fail(68, f"{child.cert.signature_algorithm_oid._name} with the issuer's curve (CABF 7.1.3.2.2)")
+        if not self.signed(child, issuer):
+            raise _Fail(7, "signature does not verify under the issuer's key")
+
+    def signed(self, child: _Cert, issuer: _Cert) -> bool:
+        """_signed_by, counted against the signature budget."""
         if (child.der, issuer.der) not in _SIGNED:
             self.signatures -= 1
             if self.signatures < 0:
                 raise _Exhausted("too many signatures to check")
-        if not _signed_by(child, issuer):
-            raise _Fail(7, "signature does not verify under the issuer's key")
+        return _signed_by(child, issuer)
 
     # --- name constraints (RFC 5280 4.2.1.10, 6.1.3 b-c) -----------------------------------------------
 
@@ -496,7 +500,11 @@ class _Validation:
         if x509.DirectoryName in types and c.subject[2:]:
             found.append(x509.DirectoryName(c.cert.subject))
         if x509.DNSName in types and leaf and not c.san() and self.check_common_name:
-            found += [x509.DNSName(cn) for cn in names.common_names(c.cert.subject) if names.is_dns_name(cn)]
+            found += [x509.DNSName(cn) for cn in names.common_names(c.cert.subject)
+                      if names.is_dns_name(cn.removeprefix("*."))]
+        if x509.RFC822Name in types and not c.san():  # emailAddress in the subject: 4.2.1.10 MUST
+            found += [x509.RFC822Name(a.value) for a in c.cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
+                      if isinstance(a.value, str)]
         return found
 
     def name_constraints(self, ca: _Cert, below: list[_Cert]) -> None:
@@ -568,6 +576,17 @@ class _Validation:
             self.last = (failure, depth)
 
 
+KEY_USAGES = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+              "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+
+
+def _allows(ku: x509.KeyUsage, usage: str) -> bool:
+    try:
+        return getattr(ku, usage)
+    except ValueError:  # encipher_only / decipher_only mean nothing without keyAgreement
+        return False
+
+
 def _show(name: x509.GeneralName) -> str:
     value = name.value
     return names.oneline_name(value) if isinstance(value, x509.Name) else str(value)
@@ -590,6 +609,10 @@ def verify_chain(leaf: CertLike, intermediates: Iterable[CertLike], trust_store:
     """
     if purpose not in _PURPOSES:
         raise ValueError(f"purpose must be 'server' or 'client', not {purpose!r}")
+    key_usage = tuple(key_usage)
+    unknown = [u for u in key_usage if u not in KEY_USAGES]
+    if unknown:
+        raise ValueError(f"unknown key usage {unknown[0]!r}; expected one of {', '.join(KEY_USAGES)}")
     moment = _moment(at)
     reference = None
     if server_name is not None:
@@ -600,7 +623,7 @@ def verify_chain(leaf: CertLike, intermediates: Iterable[CertLike], trust_store:
     pool = [_parse(c, depth) for depth, c in enumerate(intermediates, 1)]
     v = _Validation(trust_store, pool, purpose, reference, check_common_name, moment,
                     DEFAULT_MAX_CHAIN_DEPTH if max_chain_depth is None else max_chain_depth,
-                    tuple(key_usage), policy)
+                    key_usage, policy)
     try:
         v.end_entity(first, v.trusted(first))
         v.validity(first)
@@ -629,7 +652,14 @@ def _diagnose(v: _Validation, leaf: _Cert) -> CertificateVerifyError:
     issuers first, preferring one whose signature verifies), then apply the checks in OpenSSL's
     order (X509_verify_cert: the chain, extensions and purpose, name constraints, the host name,
     then signatures and validity from the top down)."""
-    v.signatures = 1 << 30  # diagnosing a failed search checks each link of one chain once
+    v.signatures = SIGNATURE_BUDGET  # a budget of its own, as large as the search's
+    try:
+        return _diagnosis(v, leaf)
+    except _Exhausted as exc:
+        return CertificateVerifyError(1, 0, str(exc))
+
+
+def _diagnosis(v: _Validation, leaf: _Cert) -> CertificateVerifyError:
     chain = [leaf]
     while not v.trusted(chain[-1]) and not chain[-1].self_signed() and len(chain) <= 2 * v.max_depth + 2:
         seen = {c.der for c in chain}
@@ -638,7 +668,7 @@ def _diagnose(v: _Validation, leaf: _Cert) -> CertificateVerifyError:
             break
         # Like X509_check_issued: by name and key identifiers; signatures only to break a tie.
         likely = [c for c in options if c.ski is None or chain[-1].aki in (None, c.ski)] or options
-        chain.append(likely[0] if len(likely) == 1 else next((c for c in likely if _signed_by(chain[-1], c)), likely[0]))
+        chain.append(likely[0] if len(likely) == 1 else next((c for c in likely if v.signed(chain[-1], c)), likely[0]))
     top = len(chain) - 1
     if not v.trusted(chain[-1]) and len(chain) > 2 * v.max_depth + 2:
         return CertificateVerifyError(22, top)
