@@ -574,6 +574,21 @@ def test_context_max_chain_depth(server_cases, listener, background):
             expect_received_alert(served.result(IO_TIMEOUT), "unknown_ca")
 
 
+@pytest.mark.parametrize("client", ["ferrotls", "stdlib"])
+def test_crl_checking_fails_closed(client, server_cases, listener, background):
+    """VERIFY_CRL_CHECK_LEAF without CRLs: OpenSSL fails with "unable to get certificate CRL" (3)
+    and sends unknown_ca. ferrotls has no CRL support and fails the same way rather than skip
+    the check it was asked for."""
+    case = server_cases["expired"]
+    served = background(serve_one, listener, stdlib_server(case.good))
+    ctx = ferro_client(case.twin_cafile) if client == "ferrotls" else stdlib_client(case.twin_cafile)
+    ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    _, err = connect(ctx, listener.getsockname()[1], case.twin_host)
+    assert isinstance(err, ssl.SSLCertVerificationError), repr(err)
+    assert (err.verify_code, err.verify_message) == (3, "unable to get certificate CRL")
+    expect_received_alert(served.result(IO_TIMEOUT), "unknown_ca")
+
+
 def test_context_verify_policy_custom_eku(listener, background, tmp_path):
     """A private PKI whose server certificates carry only their own extendedKeyUsage: refused by
     default as OpenSSL refuses it (26), accepted with SSLContext.verify_policy naming that EKU."""

@@ -319,6 +319,7 @@ class SSLContext(ssl.SSLContext):
             check_common_name=self._hostname_checks_common_name,
             max_chain_depth=self.max_chain_depth,
             verify_policy=self.verify_policy,
+            check_revocation=bool(self._verify_flags & (ssl.VERIFY_CRL_CHECK_LEAF | ssl.VERIFY_CRL_CHECK_CHAIN)),
             prefer_client_ciphers=server_side and not self._options & ssl.OP_CIPHER_SERVER_PREFERENCE,
             session_tickets=not self._options & ssl.OP_NO_TICKET and (not server_side or self._num_tickets > 0),
             session_cache=self._session_cache if server_side else None,

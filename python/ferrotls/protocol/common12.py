@@ -37,11 +37,14 @@ def verify_chain(conn, chain: List[bytes], server: bool) -> list:
     if server:
         usage = ("digital_signature",) if conn.suite.kx == "ECDHE" else ("key_encipherment",)
     try:
-        return validate(chain[0], chain[1:], config.trust_store, purpose="server" if server else "client",
+        path = validate(chain[0], chain[1:], config.trust_store, purpose="server" if server else "client",
                         server_name=conn.server_hostname if server and config.check_hostname else None,
                         at=conn.now, max_chain_depth=config.max_chain_depth,
                         check_common_name=config.check_common_name, key_usage=usage,
                         policy=config.verify_policy or DEFAULT_POLICY)
+        if config.check_revocation:  # no CRLs here: OpenSSL's answer when it has none for the leaf
+            raise CertificateVerifyError(3, 0, "revocation checking (CRLs) is not supported")
+        return path
     except CertificateVerifyError as e:
         alert = TLSAlert(AlertDescription[e.alert], f"certificate verify failed: {e.verify_message}")
         alert.verify_error = e  # type: ignore[attr-defined]

@@ -42,6 +42,8 @@ class TLSConfig:
     # Path validation: intermediates allowed (None: the validator's default) and its options.
     max_chain_depth: Optional[int] = None
     verify_policy: Optional["Policy"] = None
+    # Revocation checking asked for (ssl.VERIFY_CRL_CHECK_*): not implemented, so it fails closed.
+    check_revocation: bool = False
     prefer_client_ciphers: bool = False
     extended_master_secret: bool = True
     require_extended_master_secret: bool = False

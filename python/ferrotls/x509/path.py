@@ -36,6 +36,7 @@ CertLike = Union[x509.Certificate, bytes, bytearray, memoryview]
 VERIFY_ERRORS: dict[int, tuple[str, str]] = {
     1: ("unspecified certificate verification error", "bad_certificate"),
     2: ("unable to get issuer certificate", "unknown_ca"),
+    3: ("unable to get certificate CRL", "unknown_ca"),
     6: ("unable to decode issuer public key", "bad_certificate"),
     7: ("certificate signature failure", "decrypt_error"),
     9: ("certificate is not yet valid", "bad_certificate"),
