@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import unicodedata
 from typing import Optional, Union
 
 from cryptography import x509
@@ -142,7 +143,7 @@ def _lenient_ip(text: str):
         pass
     try:
         return ipaddress.IPv4Address(socket.inet_aton(text))
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL
         return None
 
 
@@ -192,12 +193,21 @@ def _mailbox(value: str) -> tuple[str, str]:
     return local, domain.lower()
 
 
+# RFC 4518 2.2: characters mapped to nothing (soft hyphen, joiners, variation selectors, ...).
+_MAPPED_TO_NOTHING = dict.fromkeys([0xAD, 0x34F, 0x1806, 0x180B, 0x180C, 0x180D, 0x200B, 0x200C, 0x200D, 0x2060,
+                                    0xFEFF, 0xFFFC, *range(0xFE00, 0xFE10)])
+
+
+def _prepared(value: str) -> str:
+    """RFC 4518 string preparation for caseIgnoreMatch, as RFC 5280 7.1 asks of name comparison:
+    map to nothing, NFKC, case fold, and insignificant spaces collapsed."""
+    value = unicodedata.normalize("NFKC", value.translate(_MAPPED_TO_NOTHING)).casefold()
+    return " ".join(value.split())
+
+
 def _rdn_key(rdn: x509.RelativeDistinguishedName) -> frozenset:
-    """An RDN compared the RFC 5280 7.1 way, approximated: strings case-folded with runs of
-    spaces collapsed (RFC 4518's caseIgnoreMatch), anything else byte for byte."""
-    return frozenset(
-        (a.oid, " ".join(a.value.casefold().split()) if isinstance(a.value, str) else a.value) for a in rdn
-    )
+    """An RDN as RFC 5280 7.1 compares it: strings prepared, anything else byte for byte."""
+    return frozenset((a.oid, _prepared(a.value) if isinstance(a.value, str) else a.value) for a in rdn)
 
 
 class Subtrees:
@@ -271,7 +281,9 @@ class Subtrees:
             address = name.value
             if not isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
                 raise ConstraintError("malformed IP address")
-            return any(address.version == n.version and address in n for n in self.networks)
+            # An IPv4-mapped IPv6 address (::ffff:a.b.c.d) reaches the IPv4 host: it is both.
+            forms = [address, *([address.ipv4_mapped] if getattr(address, "ipv4_mapped", None) else [])]
+            return any(a.version == n.version and a in n for a in forms for n in self.networks)
         if kind is x509.RFC822Name:
             local, domain = _mailbox(name.value)
             mailbox = f"{local}@{domain}"

@@ -12,6 +12,7 @@ chain OpenSSL would build and names the first failure the way OpenSSL would, as 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ssl
 from dataclasses import dataclass
 from typing import Iterable, Optional, Union
@@ -181,16 +182,17 @@ class _Cert:
 
     def __init__(self, cert: x509.Certificate, der: bytes, raw: RawFields) -> None:
         self.cert, self.der, self.raw = cert, der, raw
-        self.malformed: Optional[_Fail] = None
+        self.digest = hashlib.sha256(der).digest()  # what the signature cache keeps, not the DER
+        self.malformed: Optional[tuple[int, str]] = None  # (code, detail): a fresh _Fail per raise
         self.ext: dict[x509.ObjectIdentifier, x509.Extension] = {}
         self.subject, self.issuer = self.raw.subject, self.raw.issuer  # DER: names match byte for byte
         self.self_issued = self.subject == self.issuer
         try:
             self.ext = {e.oid: e for e in cert.extensions}
         except x509.DuplicateExtension as exc:
-            self.malformed = _Fail(41, f"duplicate extension {exc.oid.dotted_string}")
-        except (ValueError, TypeError) as exc:  # what cryptography raises for a malformed extension
-            self.malformed = _Fail(41, f"malformed extension: {exc}")
+            self.malformed = (41, f"duplicate extension {exc.oid.dotted_string}")
+        except Exception as exc:  # noqa: BLE001 - whatever cryptography raises for what it cannot read
+            self.malformed = (41, f"malformed extension: {exc}")
         ski = self.value(x509.SubjectKeyIdentifier)
         self.ski = ski.digest if ski is not None else None
         aki = self.value(x509.AuthorityKeyIdentifier)
@@ -200,6 +202,14 @@ class _Cert:
                                                  names.Subtrees(nc.excluded_subtrees))
         self._self_signed: Optional[bool] = None
         self._san: Optional[list[x509.GeneralName]] = None
+
+    @property
+    def name(self) -> x509.Name:
+        """The subject, parsed (names are compared as DER; this is for reading attributes)."""
+        try:
+            return self.cert.subject
+        except Exception as exc:  # noqa: BLE001 - cryptography parses names lazily
+            raise _Fail(53, f"unreadable subject name: {exc}") from None
 
     def value(self, kind):
         ext = self.ext.get(kind.oid)
@@ -220,8 +230,10 @@ class _Cert:
 
 _PARSED: dict[bytes, _Cert] = {}
 _BY_OBJECT: dict[int, _Cert] = {}  # id(Certificate) -> its _Cert, which keeps the object alive
-_SIGNED: dict[tuple[bytes, bytes], bool] = {}
-_CACHE_LIMIT = 4096
+_SIGNED: dict[tuple[bytes, bytes], bool] = {}  # (child's SHA-256, issuer's SHA-256) -> verdict
+_CACHE_LIMIT = 4096  # certificates, and at most _CACHE_BYTES of them
+_CACHE_BYTES = 16 << 20
+_PARSED_BYTES = 0
 
 
 def _parse(item: Union[CertLike, _Cert], depth: int = 0, der: Optional[bytes] = None,
@@ -244,13 +256,16 @@ def _parse(item: Union[CertLike, _Cert], depth: int = 0, der: Optional[bytes] = 
                 if raw.serial[:1] >= b"\x80" or not any(raw.serial):  # refused before the parser warns
                     raise ValueError("serial number not positive (RFC 5280 4.1.2.2)")
                 item = x509.load_der_x509_certificate(der)
-        except (ValueError, IndexError) as exc:
+        except Exception as exc:  # noqa: BLE001 - ValueError, IndexError, InvalidVersion...
             raise CertificateVerifyError(1, depth, f"unable to parse certificate: {exc}") from None
         parsed = _Cert(item, der, raw)
-        if len(_PARSED) >= _CACHE_LIMIT:
+        global _PARSED_BYTES
+        if len(_PARSED) >= _CACHE_LIMIT or _PARSED_BYTES + len(der) > _CACHE_BYTES:
             _PARSED.clear()
             _BY_OBJECT.clear()
+            _PARSED_BYTES = 0
         _PARSED[der] = parsed
+        _PARSED_BYTES += len(der)
     _BY_OBJECT[id(parsed.cert)] = parsed
     return parsed
 
@@ -270,7 +285,7 @@ def _verify(cert: x509.Certificate, key) -> None:
 
 
 def _signed_by(child: _Cert, issuer: _Cert) -> bool:
-    key = (child.der, issuer.der)
+    key = (child.digest, issuer.digest)
     good = _SIGNED.get(key)
     if good is None:
         try:
@@ -295,9 +310,9 @@ def _memoized(check):
                 check(self, c, *args)
                 self.memo[key] = None
             except _Fail as failure:
-                self.memo[key] = failure
+                self.memo[key] = (failure.code, str(failure), failure.depth)
         if self.memo[key] is not None:
-            raise self.memo[key]
+            raise _Fail(*self.memo[key])
 
     return run
 
@@ -320,7 +335,7 @@ class _Validation:
 
     def basic(self, c: _Cert, anchor: bool) -> None:
         if c.malformed:
-            raise c.malformed
+            raise _Fail(*c.malformed)
         if c.cert.version != x509.Version.v3:
             raise _Fail(93, "not an X.509 v3 certificate (CABF 7.1.1)")
         if c.raw.signature_algorithm != c.raw.tbs_signature:
@@ -373,15 +388,19 @@ class _Validation:
             key = c.cert.public_key()
         except (ValueError, TypeError) as exc:
             raise _Fail(code, f"unusable public key: {exc}") from None
-        if isinstance(key, rsa.RSAPublicKey) and (key.key_size < 2048 or key.key_size % 8):
-            raise _Fail(code, f"RSA key of {key.key_size} bits")
+        if isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < 2048 or key.key_size % 8:
+                raise _Fail(code, f"RSA key of {key.key_size} bits")
+            exponent = key.public_numbers().e  # CABF 6.1.6; a huge one makes each check slow
+            if not 3 <= exponent < 1 << 256 or not exponent & 1:
+                raise _Fail(code, "RSA public exponent not odd, at least 3 and below 2^256")
 
     # --- the leaf (CABF 7.1.2.7) --------------------------------------------------------------------
 
     @_memoized
     def end_entity(self, c: _Cert, anchor: bool) -> None:
+        self.public_key(c, ca=False)  # first: basic() may check a self-signature under this key
         self.basic(c, anchor)
-        self.public_key(c, ca=False)
         bc = c.value(x509.BasicConstraints)
         if bc is not None and bc.ca:
             raise _Fail(37, "a CA certificate in the leaf position (CABF 7.1.2.7.8)")
@@ -396,7 +415,9 @@ class _Validation:
                     raise _Fail(39 if usage == "digital_signature" else 26, f"keyUsage lacks {usage}")
         eku_ext = c.ext.get(ExtensionOID.EXTENDED_KEY_USAGE)
         if eku_ext is None:
-            if self.purpose == "server" and self.policy.extended_key_usage is None:
+            if self.policy.extended_key_usage is not None:
+                raise _Fail(26, f"no extendedKeyUsage, where the policy requires {self.eku.dotted_string}")
+            if self.purpose == "server":
                 raise _Fail(26, "no extendedKeyUsage (CABF 7.1.2.7.10)")
         else:
             usages = set(eku_ext.value)
@@ -421,7 +442,7 @@ class _Validation:
     def peer_name(self, c: _Cert, san_ext: Optional[x509.Extension]) -> None:
         """RFC 6125 matching of the reference name, and CABF 7.1.4.3: a common name, if any, is a
         copy of a subjectAltName value."""
-        cns = names.common_names(c.cert.subject) if _CN_OID in c.subject else []
+        cns = names.common_names(c.name) if _CN_OID in c.subject else []
         if san_ext is None:
             if self.reference is None:
                 return
@@ -443,8 +464,8 @@ class _Validation:
     @_memoized
     def issuer(self, c: _Cert, below: int, anchor: bool) -> None:
         """``c`` issues a certificate with ``below`` non-self-issued intermediates under it."""
-        self.basic(c, anchor)
         self.public_key(c, ca=True)
+        self.basic(c, anchor)
         bc_ext = c.ext.get(ExtensionOID.BASIC_CONSTRAINTS)
         if bc_ext is None or not bc_ext.value.ca:
             raise _Fail(79, "not a CA: basicConstraints cA is not asserted (RFC 5280 4.2.1.9)")
@@ -485,11 +506,11 @@ class _Validation:
             raise _Fail(7, "signature does not verify under the issuer's key")
 
     def signed(self, child: _Cert, issuer: _Cert) -> bool:
-        """_signed_by, counted against the signature budget."""
-        if (child.der, issuer.der) not in _SIGNED:
-            self.signatures -= 1
-            if self.signatures < 0:
-                raise _Exhausted("too many signatures to check")
+        """_signed_by, counted against the signature budget whether cached or not: the budget
+        bounds the search itself (each step of it checks one signature)."""
+        self.signatures -= 1
+        if self.signatures < 0:
+            raise _Exhausted("too many signatures to check")
         return _signed_by(child, issuer)
 
     # --- name constraints (RFC 5280 4.2.1.10, 6.1.3 b-c) -----------------------------------------------
@@ -499,13 +520,15 @@ class _Validation:
         its subject, and for a leaf matched by common name, that name."""
         found = [name for name in c.san() if type(name) in types]
         if x509.DirectoryName in types and c.subject[2:]:
-            found.append(x509.DirectoryName(c.cert.subject))
+            found.append(x509.DirectoryName(c.name))
         if x509.DNSName in types and leaf and not c.san() and self.check_common_name:
-            found += [x509.DNSName(cn) for cn in names.common_names(c.cert.subject)
+            found += [x509.DNSName(cn) for cn in names.common_names(c.name)
                       if names.is_dns_name(cn.removeprefix("*."))]
         if x509.RFC822Name in types and not c.san():  # emailAddress in the subject: 4.2.1.10 MUST
-            found += [x509.RFC822Name(a.value) for a in c.cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
-                      if isinstance(a.value, str)]
+            for attribute in c.name.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
+                if not isinstance(attribute.value, str) or not attribute.value.isascii():
+                    raise _Fail(53, f"emailAddress {attribute.value!r} cannot be checked against the constraints")
+                found.append(x509.RFC822Name(attribute.value))
         return found
 
     def name_constraints(self, ca: _Cert, below: list[_Cert]) -> None:
@@ -621,7 +644,7 @@ def verify_chain(leaf: CertLike, intermediates: Iterable[CertLike], trust_store:
         if reference is None:
             raise CertificateVerifyError(62, 0, f"{server_name!r} is not a valid host name")
     first = _parse(leaf)
-    pool = [_parse(c, depth) for depth, c in enumerate(intermediates, 1)]
+    pool = list({p.der: p for p in (_parse(c, depth) for depth, c in enumerate(intermediates, 1))}.values())
     v = _Validation(trust_store, pool, purpose, reference, check_common_name, moment,
                     DEFAULT_MAX_CHAIN_DEPTH if max_chain_depth is None else max_chain_depth,
                     key_usage, policy)
@@ -631,8 +654,8 @@ def verify_chain(leaf: CertLike, intermediates: Iterable[CertLike], trust_store:
         path = v.build([first])
     except _Fail:
         path = None
-    except _Exhausted as exc:
-        raise CertificateVerifyError(1, 0, str(exc)) from None
+    except _Exhausted as exc:  # no path within the budget: say why the obvious chain fails
+        v.last, path = (_Fail(1, str(exc)), 1 << 30), None
     if path is None:
         raise _diagnose(v, first)
     return [c.cert for c in path]

@@ -43,10 +43,20 @@ SYSTEM_CA_FILES = (
 
 # Names load_directory reads: PEM files and OpenSSL's hashed names (`openssl rehash`: 1a2b3c4d.0).
 _DIRECTORY_ENTRY = re.compile(r".*\.(pem|crt)|[0-9a-f]{8}\.\d+")
-# A CERTIFICATE block up to the first END line; written out rather than as a lazy `(.*?)`, which
-# makes matching a 200 kB bundle ten times slower.
-_CERTIFICATE_BLOCK = re.compile(
-    rb"-----BEGIN CERTIFICATE-----([^-]*(?:-(?!----END CERTIFICATE-----)[^-]*)*)-----END CERTIFICATE-----")
+_BEGIN, _END = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
+
+
+def _certificate_blocks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Each CERTIFICATE block as (the whole block, its base64 body): the last BEGIN line before
+    each END line. Each byte is looked at a bounded number of times, whatever the input."""
+    pos = data.find(_BEGIN)
+    while pos >= 0:
+        end = data.find(_END, pos + len(_BEGIN))
+        if end < 0:
+            return
+        start = data.rfind(_BEGIN, pos, end)  # BEGIN lines without an END before this one are skipped
+        yield data[start : end + len(_END)], data[start + len(_BEGIN) : end]
+        pos = data.find(_BEGIN, end + len(_END))
 
 
 class _Anchor(NamedTuple):
@@ -69,7 +79,7 @@ class _Parsed(NamedTuple):
 def _key_id(cert: x509.Certificate) -> Optional[bytes]:
     try:
         return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError, TypeError):  # absent or malformed
+    except Exception:  # noqa: BLE001 - absent, or extensions cryptography cannot read
         return None
 
 
@@ -99,12 +109,12 @@ def _old_roots_allowed() -> Iterator[None]:
 def _parse_pem(data: bytes, known: Mapping[bytes, _Anchor]) -> _Parsed:
     anchors, blocks, error = [], 0, None
     with _old_roots_allowed():
-        for block in _CERTIFICATE_BLOCK.finditer(data):
+        for block, body in _certificate_blocks(data):
             blocks += 1
             try:
-                anchor = _known(block.group(1), known) or _anchor(x509.load_pem_x509_certificate(block.group(0)))
+                anchor = _known(body, known) or _anchor(x509.load_pem_x509_certificate(block))
                 anchors.append(anchor)
-            except ValueError as exc:
+            except Exception as exc:  # noqa: BLE001 - ValueError, InvalidVersion, unsupported names...
                 error = error or str(exc)
     return _Parsed(tuple(anchors), blocks, error)
 
@@ -207,7 +217,7 @@ class TrustStore:
         data = bytes(data)
         try:
             anchor = _anchor(x509.load_der_x509_certificate(data), data)
-        except (ValueError, IndexError) as exc:
+        except Exception as exc:  # noqa: BLE001 - ValueError, IndexError, InvalidVersion...
             raise ssl_error(PEM_LIB, "X509", None, f"malformed certificate ({exc})") from None
         self._add(anchor)
 
