@@ -259,6 +259,8 @@ def _parse(item: Union[CertLike, _Cert], depth: int = 0, der: Optional[bytes] = 
         except Exception as exc:  # noqa: BLE001 - ValueError, IndexError, InvalidVersion...
             raise CertificateVerifyError(1, depth, f"unable to parse certificate: {exc}") from None
         parsed = _Cert(item, der, raw)
+        if len(der) > _CACHE_BYTES // 16:  # a giant is not worth evicting everything else for
+            return parsed
         global _PARSED_BYTES
         if len(_PARSED) >= _CACHE_LIMIT or _PARSED_BYTES + len(der) > _CACHE_BYTES:
             _PARSED.clear()
@@ -505,6 +507,15 @@ class _Validation:
         if not self.signed(child, issuer):
             raise _Fail(7, "signature does not verify under the issuer's key")
 
+    def usable_key(self, c: _Cert) -> bool:
+        """Whether ``c``'s key may sign certificates under the profile (checked before any
+        signature is verified under it: a huge RSA exponent makes each check slow)."""
+        try:
+            self.public_key(c, ca=True)
+            return True
+        except _Fail:
+            return False
+
     def signed(self, child: _Cert, issuer: _Cert) -> bool:
         """_signed_by, counted against the signature budget whether cached or not: the budget
         bounds the search itself (each step of it checks one signature)."""
@@ -515,9 +526,16 @@ class _Validation:
 
     # --- name constraints (RFC 5280 4.2.1.10, 6.1.3 b-c) -----------------------------------------------
 
-    def constrained_names(self, c: _Cert, leaf: bool, types: set[type]) -> list[x509.GeneralName]:
-        """The names of ``c`` that subtrees of these ``types`` constrain: its subjectAltName entries,
-        its subject, and for a leaf matched by common name, that name."""
+    def constrained_names(self, c: _Cert, position: int, types: set[type]) -> list[x509.GeneralName]:
+        """The names of ``c`` (at ``position`` in the path) that subtrees of these ``types``
+        constrain: its subjectAltName entries, its subject, and for a leaf matched by common name,
+        that name."""
+        try:
+            return self._constrained_names(c, position == 0, types)
+        except _Fail as failure:
+            raise _Fail(failure.code, str(failure), position) from None
+
+    def _constrained_names(self, c: _Cert, leaf: bool, types: set[type]) -> list[x509.GeneralName]:
         found = [name for name in c.san() if type(name) in types]
         if x509.DirectoryName in types and c.subject[2:]:
             found.append(x509.DirectoryName(c.name))
@@ -538,7 +556,7 @@ class _Validation:
         for position, c in enumerate(below):
             if position and c.self_issued:  # self-issued intermediates are exempt (6.1.3 b)
                 continue
-            for name in self.constrained_names(c, position == 0, permitted.types | excluded.types):
+            for name in self.constrained_names(c, position, permitted.types | excluded.types):
                 # The budget counts name/subtree pairs as a plain RFC 5280 check would compare
                 # them, so a quadratic certificate fails here as it does elsewhere.
                 self.comparisons -= len(permitted) + len(excluded)
@@ -692,7 +710,8 @@ def _diagnosis(v: _Validation, leaf: _Cert) -> CertificateVerifyError:
             break
         # Like X509_check_issued: by name and key identifiers; signatures only to break a tie.
         likely = [c for c in options if c.ski is None or chain[-1].aki in (None, c.ski)] or options
-        chain.append(likely[0] if len(likely) == 1 else next((c for c in likely if v.signed(chain[-1], c)), likely[0]))
+        signers = (c for c in likely if v.usable_key(c) and v.signed(chain[-1], c))
+        chain.append(likely[0] if len(likely) == 1 else next(signers, likely[0]))
     top = len(chain) - 1
     if not v.trusted(chain[-1]) and len(chain) > 2 * v.max_depth + 2:
         return CertificateVerifyError(22, top)
