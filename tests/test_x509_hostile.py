@@ -41,6 +41,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 from ferrotls.x509 import CertificateVerifyError, Policy, TrustStore, path, verify_chain
 
 import der_surgery as surgery
+from test_x509_path import Made
 
 DER = serialization.Encoding.DER
 PEM = serialization.Encoding.PEM
@@ -69,18 +70,6 @@ def rsa_key() -> rsa.RSAPrivateKey:
 
 def ec_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
-
-
-@dataclasses.dataclass
-class Made:
-    """A certificate with its private key."""
-
-    cert: x509.Certificate
-    key: object
-
-    @property
-    def der(self) -> bytes:
-        return self.cert.public_bytes(DER)
 
 
 def dn(text: str) -> x509.Name:
