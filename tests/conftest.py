@@ -21,7 +21,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from typing import Any, Callable, List, Optional
 
 import pytest
@@ -34,6 +33,7 @@ from ferrotls.engine import SocketEngine
 from ferrotls.protocol import TLS12_SUITES, Connection, TLSConfig
 from ferrotls.x509.keystore import Credential, load_credential
 from ferrotls.x509.store import TrustStore
+from process_output import OutputLines
 
 OPENSSL = shutil.which("openssl") or "openssl"
 HOST = "127.0.0.1"
@@ -256,42 +256,16 @@ class OpenSSLServer:
     def __init__(self, args: List[str], env=None):
         self.args = args
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        self._lines: List[str] = []
-        self._done = False
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        match = self.wait_for(r"^ACCEPT .*:(\d+)\s*$")
-        self.port = int(match.group(1))
-
-    def _read(self) -> None:
-        for raw in iter(self.proc.stdout.readline, b""):
-            with self._cond:
-                self._lines.append(raw.decode("utf-8", "replace"))
-                self._cond.notify_all()
-        with self._cond:
-            self._done = True
-            self._cond.notify_all()
+        self._output = OutputLines(self.proc.stdout, "s_server")
+        self.port = int(self.wait_for(r"^ACCEPT .*:(\d+)\s*$").group(1))
 
     @property
     def output(self) -> str:
-        with self._cond:
-            return "".join(self._lines)
+        return self._output.text
 
     def wait_for(self, pattern: str, timeout: float = IO_TIMEOUT) -> re.Match:
         """Waits until a line of output matches ``pattern``."""
-        regex = re.compile(pattern, re.M)
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for line in self._lines:
-                    match = regex.search(line)
-                    if match:
-                        return match
-                left = deadline - time.monotonic()
-                if self._done or left <= 0:
-                    raise AssertionError(f"s_server never printed {pattern!r}; output:\n{''.join(self._lines)}")
-                self._cond.wait(left)
+        return self._output.wait_for(pattern, timeout)
 
     def finish(self, timeout: float = IO_TIMEOUT) -> str:
         """Waits for the server to exit by itself (-naccept) and returns all its output."""
@@ -300,7 +274,7 @@ class OpenSSLServer:
         except subprocess.TimeoutExpired:
             self.stop()
             raise AssertionError(f"s_server did not exit; output:\n{self.output}") from None
-        self._reader.join(timeout)
+        self._output.join(timeout)
         return self.output
 
     @property
@@ -315,7 +289,7 @@ class OpenSSLServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self._reader.join(5)
+        self._output.join(5)
         if self.proc.stdout:
             self.proc.stdout.close()
 

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import ferrotls
 from ferrotls.protocol import TLS12_SUITES
+from process_output import OutputLines
 
 HOST = "127.0.0.1"
 TIMEOUT = 10.0
@@ -394,35 +395,12 @@ class Capture:
         self.port = port
         self.proc = processes([require("tshark"), "-i", "lo", "-f", f"tcp port {port}", "-w", path],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._lines: List[str] = []
-        self._cond = threading.Condition()
-        self._done = False
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self._wait_for("Capture started", TIMEOUT)
-
-    def _read(self) -> None:
-        for raw in iter(self.proc.stderr.readline, b""):
-            with self._cond:
-                self._lines.append(raw.decode("utf-8", "replace"))
-                self._cond.notify_all()
-        with self._cond:
-            self._done = True
-            self._cond.notify_all()
+        self._stderr = OutputLines(self.proc.stderr, "tshark")
+        self._stderr.wait_for("Capture started", TIMEOUT)
 
     @property
     def stderr(self) -> str:
-        with self._cond:
-            return "".join(self._lines)
-
-    def _wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not any(text in line for line in self._lines):
-                left = deadline - time.monotonic()
-                if self._done or left <= 0:
-                    raise AssertionError(f"tshark never said {text!r}:\n{''.join(self._lines)}")
-                self._cond.wait(left)
+        return self._stderr.text
 
     def wait_for_end(self, timeout: float = TIMEOUT) -> List[Tuple[int, int, int]]:
         """Waits until the file holds the end of the connection, a FIN each way or a RST (an
@@ -449,7 +427,7 @@ class Capture:
             self.proc.wait(TIMEOUT)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"tshark did not stop:\n{self.stderr}") from None
-        self._reader.join(TIMEOUT)
+        self._stderr.join(TIMEOUT)
         match = re.search(r"^(\d+) packets? captured", self.stderr, re.M)
         assert self.proc.returncode == 0 and match, f"tshark exited {self.proc.returncode}:\n{self.stderr}"
         return int(match.group(1))
