@@ -149,21 +149,19 @@ def _issue(ca: trustme.CA, directory: str, stem: str, *identities: str, common_n
     return Identity(cert_path, key_path, credential, _oneline(credential.chain[0].subject))
 
 
-def _issue_ec(ca: trustme.CA, directory: str, stem: str, curve, email: str, common_name: str) -> Identity:
-    """A client certificate on another curve than trustme's P-256, issued by `ca` the way
-    trustme issues its leaves."""
+def issue_ec_leaf(ca: trustme.CA, curve, subject: x509.Name, names: List[x509.GeneralName], usage,
+                  directory: str, stem: str, *, critical: bool = False) -> Identity:
+    """A leaf on another curve than trustme's P-256, issued by ``ca`` as trustme issues its
+    leaves (``usage``: its one extendedKeyUsage; ``critical``: its subjectAltName and EKU, as
+    trustme marks them), written to ``directory`` as ``stem``.pem and ``stem``.key."""
     import datetime
 
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID
 
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
     ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
     key = ec.generate_private_key(curve)
     now = datetime.datetime.now(datetime.timezone.utc)
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ferrotls tests"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
         x509.CertificateBuilder()
@@ -176,11 +174,11 @@ def _issue_ec(ca: trustme.CA, directory: str, stem: str, curve, email: str, comm
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=critical)
         .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
                                      data_encipherment=False, key_agreement=False, key_cert_sign=False,
                                      crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=critical)
         .sign(ca_key, hashes.SHA256())
     )
     cert_path = os.path.join(directory, f"{stem}.pem")
@@ -192,6 +190,16 @@ def _issue_ec(ca: trustme.CA, directory: str, stem: str, curve, email: str, comm
                                   serialization.NoEncryption()))
     credential = load_credential(cert_path, key_path)
     return Identity(cert_path, key_path, credential, _oneline(cert.subject))
+
+
+def _issue_ec(ca: trustme.CA, directory: str, stem: str, curve, email: str, common_name: str) -> Identity:
+    """A client certificate on another curve than trustme's P-256."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ferrotls tests"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return issue_ec_leaf(ca, curve, subject, [x509.RFC822Name(email)], ExtendedKeyUsageOID.CLIENT_AUTH,
+                         directory, stem, critical=True)
 
 
 def _ca(directory: str, stem: str, unit: str):

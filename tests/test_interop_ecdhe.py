@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, x25519
 
+from conftest import issue_ec_leaf
 from ferrotls.engine import TLSError
 from ferrotls.protocol import TLS12_SUITES, Connection, TLSAlert
 
@@ -459,44 +460,16 @@ def test_server_verifies_ecdsa_client_certificate(who, scheme, digest, suite_nam
 def server_p384(pki, tmp_path_factory):
     """A P-384 ECDSA server certificate for localhost, issued by the server CA: (cert path, key
     path, Credential)."""
-    import datetime
     import ipaddress
 
     from cryptography import x509
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    from ferrotls.x509.keystore import load_credential
-
-    ca_cert = x509.load_pem_x509_certificate(pki.server_ca.cert_pem.bytes())
-    ca_key = serialization.load_pem_private_key(pki.server_ca.private_key_pem.bytes(), None)
-    key = ec.generate_private_key(ec.SECP384R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost P-384")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    directory = tmp_path_factory.mktemp("p384")
-    cert_path, key_path = directory / "server-p384.pem", directory / "server-p384.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path), load_credential(str(cert_path), str(key_path))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost P-384")])
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    made = issue_ec_leaf(pki.server_ca, ec.SECP384R1(), subject, names, ExtendedKeyUsageOID.SERVER_AUTH,
+                         str(tmp_path_factory.mktemp("p384")), "server-p384")
+    return made.cert_path, made.key_path, made.credential
 
 
 def ske_scheme(transcript: bytes) -> int:
