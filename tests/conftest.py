@@ -571,3 +571,20 @@ def tlsutil():
         IO_TIMEOUT=IO_TIMEOUT,
         HOST=HOST,
     )
+
+
+@pytest.fixture
+def thread_servers():
+    """Starts dropin_async_helpers.ThreadServer(handler) peers; all stopped at teardown."""
+    from dropin_async_helpers import ThreadServer
+
+    started = []
+
+    def start(handler):
+        server = ThreadServer(handler)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

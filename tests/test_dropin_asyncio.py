@@ -31,7 +31,6 @@ from dropin_async_helpers import (
     OUR_SUITE,
     RSA_KX_SUITE,
     StartTLSSMTPServer,
-    ThreadServer,
     client_context,
     is_ferrotls_engine,
     server_context,
@@ -71,21 +70,6 @@ def quiet_asyncio(caplog):
         assert not bad, "asyncio logged:\n" + "\n".join(f"{r.levelname}: {r.getMessage()}" for r in bad)
 
     return check
-
-
-@pytest.fixture
-def thread_servers():
-    """Starts ThreadServer(handler) peers; all stopped at teardown."""
-    started = []
-
-    def start(handler):
-        server = ThreadServer(handler)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 # --------------------------------------------------------------------------------------------

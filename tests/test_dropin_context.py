@@ -33,7 +33,6 @@ from dropin_async_helpers import (
     IO_TIMEOUT,
     OUR_SUITE,
     OUR_SUITE_NAMES,
-    ThreadServer,
     client_context,
     is_ferrotls_engine,
     server_context,
@@ -187,20 +186,6 @@ def exchange(pair: Pair) -> None:
     assert pair.server.recv(16) == b"ping"
     pair.server.sendall(b"pong")
     assert pair.client.recv(16) == b"pong"
-
-
-@pytest.fixture
-def thread_servers():
-    started = []
-
-    def start(handler):
-        server = ThreadServer(handler)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 # ============================================================================================
