@@ -77,29 +77,22 @@ def quiet_asyncio(caplog):
 # --------------------------------------------------------------------------------------------
 
 
-class AsyncLineServer:
-    """asyncio.start_server(ssl=context): reads a line, answers it reversed, then closes (the
-    transport sends close_notify). Records each connection's TLS view and any error."""
+class AsyncServer:
+    """asyncio.start_server(ssl=context) running ``answer`` for each connection, then closing it
+    (the transport sends close_notify). Errors are kept for the test; ``settle`` waits until the
+    handlers have finished closing."""
 
     def __init__(self, context: ssl.SSLContext):
         self.context = context
-        self.seen: list = []
         self.errors: list = []
         self.finished = 0
 
+    async def answer(self, reader, writer) -> None:
+        raise NotImplementedError
+
     async def handler(self, reader, writer) -> None:
         try:
-            sslobj = writer.get_extra_info("ssl_object")
-            self.seen.append({
-                "cipher": writer.get_extra_info("cipher"),
-                "version": sslobj.version(),
-                "server_side": sslobj.server_side,
-                "ferrotls": is_ferrotls_engine(sslobj),
-                "tls_unique": sslobj.get_channel_binding("tls-unique"),
-            })
-            line = await reader.readline()
-            writer.write(reverse(line))
-            await writer.drain()
+            await self.answer(reader, writer)
         except Exception as e:  # kept for the test
             self.errors.append(e)
         finally:
@@ -126,6 +119,27 @@ class AsyncLineServer:
     async def __aexit__(self, *exc):
         self.server.close()
         await self.server.wait_closed()
+
+
+class AsyncLineServer(AsyncServer):
+    """Reads a line, answers it reversed; records each connection's TLS view."""
+
+    def __init__(self, context: ssl.SSLContext):
+        super().__init__(context)
+        self.seen: list = []
+
+    async def answer(self, reader, writer) -> None:
+        sslobj = writer.get_extra_info("ssl_object")
+        self.seen.append({
+            "cipher": writer.get_extra_info("cipher"),
+            "version": sslobj.version(),
+            "server_side": sslobj.server_side,
+            "ferrotls": is_ferrotls_engine(sslobj),
+            "tls_unique": sslobj.get_channel_binding("tls-unique"),
+        })
+        line = await reader.readline()
+        writer.write(reverse(line))
+        await writer.drain()
 
 
 def stdlib_line_server(context: ssl.SSLContext):
@@ -314,49 +328,20 @@ def test_writer_start_tls_upgrades_plaintext(pki, quiet_asyncio, client_kind, se
 # --------------------------------------------------------------------------------------------
 
 
-class AsyncHTTPServer:
-    """A one-route HTTP/1.1 server on asyncio.start_server(ssl=context). The body is delimited
-    by the connection's close (no Content-Length): the client reads up to the server's
-    close_notify."""
+class AsyncHTTPServer(AsyncServer):
+    """A one-route HTTP/1.1 server. The body is delimited by the connection's close (no
+    Content-Length): the client reads up to the server's close_notify."""
 
     def __init__(self, context: ssl.SSLContext):
-        self.context = context
+        super().__init__(context)
         self.requests: list = []
-        self.errors: list = []
-        self.finished = 0
 
-    async def handler(self, reader, writer) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            self.requests.append({"head": head, "cipher": writer.get_extra_info("cipher"),
-                                  "ferrotls": is_ferrotls_engine(writer.get_extra_info("ssl_object"))})
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n" + BODY)
-            await writer.drain()
-        except Exception as e:
-            self.errors.append(e)
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except Exception as e:
-                self.errors.append(e)
-            self.finished += 1
-
-    async def __aenter__(self):
-        self.server = await asyncio.start_server(self.handler, HOST, 0, ssl=self.context)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def settle(self, count: int = 1) -> None:
-        for _ in range(200):
-            if self.finished >= count:
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"the server finished {self.finished} of {count} connections")
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
+    async def answer(self, reader, writer) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.requests.append({"head": head, "cipher": writer.get_extra_info("cipher"),
+                              "ferrotls": is_ferrotls_engine(writer.get_extra_info("ssl_object"))})
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n" + BODY)
+        await writer.drain()
 
 
 async def _subprocess(*args: str, input: bytes = b"", timeout: float = 20.0):
