@@ -150,8 +150,8 @@ def _lenient_ip(text: str):
 def common_name_problem(cn: str, sans: list[x509.GeneralName]) -> Optional[str]:
     """What is wrong with how a leaf's common name is written (CABF 7.1.4.3), or None: an IP
     address must be RFC 3986 (IPv4) or RFC 5952 (IPv6) text, and a domain name that is one of the
-    dNSName entries must be a character-for-character copy of it (so not in another case, nor in U-labels).
-    A common name naming nothing in the subjectAltName is tolerated: BetterTLS's valid chains
+    dNSName entries must be a character-for-character copy of it (not in another case, nor in
+    U-labels). A common name naming nothing in the subjectAltName is tolerated: BetterTLS's valid chains
     carry unrelated ones (CN=bad.example.com with a dNSName test.localhost, CN=1.1.1.1 with an
     iPAddress 127.0.0.1), and clients ignore the common name when a subjectAltName is present."""
     ip = _lenient_ip(cn)
