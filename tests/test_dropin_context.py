@@ -1260,6 +1260,16 @@ def _keylog_lines(path) -> list:
         return [line.strip() for line in f if line.startswith("CLIENT_RANDOM ")]
 
 
+def test_keylog_file_header_as_the_stdlib_writes_it(tmp_path):
+    """Setting keylog_filename starts a new file with CPython's comment line, once."""
+    for kind in ("stdlib", "ferrotls"):
+        path = tmp_path / f"{kind}.log"
+        for _ in range(2):
+            client_context(kind, None).keylog_filename = str(path)
+    assert (tmp_path / "ferrotls.log").read_text() == (tmp_path / "stdlib.log").read_text()
+    assert (tmp_path / "ferrotls.log").read_text().startswith("# TLS secrets log file")
+
+
 def test_keylog_client_matches_openssl_s_server(pki, openssl_server, tmp_path):
     ours, theirs = tmp_path / "ours.log", tmp_path / "theirs.log"
     server = openssl_server("-keylogfile", str(theirs))
