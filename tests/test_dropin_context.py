@@ -850,6 +850,24 @@ def test_session_resumption(pki, client_kind, server_kind):
     third.close()
 
 
+@pytest.mark.parametrize("server_kind", KINDS)
+def test_session_id_names_the_ticket(pki, server_kind):
+    """As OpenSSL's client does, a session that came with a ticket is named by the ticket's
+    SHA-256 (so a ticket-only server still gives the session an ID), for both clients alike."""
+    import hashlib
+
+    server = server_context(server_kind, pki.server.cert_path, pki.server.key_path)
+    ids = {}
+    for client_kind in KINDS:
+        pair = handshake(client_context(client_kind, pki.server_ca_path), server, loopback=True)
+        exchange(pair)
+        session = pair.client.session
+        assert session.has_ticket and len(session.id) == 32, (client_kind, session.id)
+        ids[client_kind] = session
+        pair.close()
+    assert ids["ferrotls"].id == hashlib.sha256(ids["ferrotls"]._session.ticket).digest()
+
+
 def test_session_setter_errors_match_the_stdlib(pki):
     def run(kind):
         client = client_context(kind, pki.server_ca_path)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import struct
 from typing import Optional
@@ -330,12 +331,15 @@ def _remember_session(conn: Connection, prev: ExpectTicketOrChangeCipherSpec) ->
     if not conn.extended_master_secret or not (ticket or prev.session_id):
         conn.session = None
         return
+    # As OpenSSL: a session with a new ticket is named by the ticket's SHA-256, which the client
+    # then offers as its session ID, and which the server echoes when it takes the ticket.
+    session_id = hashlib.sha256(ticket).digest() if prev.ticket is not None else prev.session_id
     conn.session = Session(
         cipher_suite=conn.suite.code,
         master_secret=conn.master_secret,
         extended_master_secret=True,
         created=old.created if old is not None else conn.now,
-        session_id=prev.session_id,
+        session_id=session_id,
         ticket=ticket,
         lifetime_hint=prev.ticket.lifetime_hint if prev.ticket is not None else (old.lifetime_hint if old else 0),
         server_name=conn.server_hostname or "",
