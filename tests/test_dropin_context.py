@@ -850,6 +850,65 @@ def test_session_resumption(pki, client_kind, server_kind):
     third.close()
 
 
+@pytest.mark.parametrize("request_line", [b"GET / HTTP/1.1", b"POST /x HTTP/1.1", b"HEAD / HTTP/1.0",
+                                          b"PUT /x HTTP/1.1", b"CONNECT example.com:443 HTTP/1.1", b"OPTIONS * HTTP/1.1"])
+def test_plaintext_http_to_a_server_fails_as_in_the_stdlib(pki, thread_servers, request_line):
+    """A plain HTTP request to a TLS server: OpenSSL's HTTP_REQUEST or HTTPS_PROXY_REQUEST, and no
+    alert back, for the methods OpenSSL recognises; other bytes get its usual failure."""
+    seen = {}
+    for kind in KINDS:
+        ctx = server_context(kind, pki.server.cert_path, pki.server.key_path)
+
+        def handle(sock, ctx=ctx):
+            sock.settimeout(IO_TIMEOUT)
+            try:
+                ctx.wrap_socket(sock, server_side=True)
+            except ssl.SSLError as e:
+                return type(e).__name__, e.reason, str(e)
+
+        server = thread_servers(handle)
+        with socket.create_connection((HOST, server.port), timeout=IO_TIMEOUT) as sock:
+            sock.sendall(request_line + b"\r\nHost: localhost\r\n\r\n")
+            sock.shutdown(socket.SHUT_WR)
+            try:
+                answer = sock.recv(100)
+            except ConnectionResetError:
+                answer = b""
+        seen[kind] = (server.wait(1)[0], answer[:1])
+    assert seen["ferrotls"] == seen["stdlib"], seen
+
+
+def test_client_to_a_plaintext_server_fails_as_in_the_stdlib(pki):
+    """A TLS client talking to a plain HTTP server reads "HTTP/1.1 400 ...": OpenSSL's famous
+    WRONG_VERSION_NUMBER, without an alert to the server."""
+    seen = {}
+    for kind in KINDS:
+        listener = socket.create_server((HOST, 0))
+        received = []
+
+        def plain_http():
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(IO_TIMEOUT)
+                received.append(conn.recv(4096))
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                try:
+                    received.append(conn.recv(4096))  # what the client sent after our answer
+                except OSError:  # the client is gone already
+                    received.append(b"")
+
+        thread = threading.Thread(target=plain_http)
+        thread.start()
+        ctx = client_context(kind, pki.server_ca_path)
+        with socket.create_connection(listener.getsockname(), timeout=IO_TIMEOUT) as sock:
+            err = outcome(ctx.wrap_socket, sock, server_hostname="localhost")
+        thread.join(IO_TIMEOUT)
+        listener.close()
+        assert received[0][:1] == b"\x16"  # a ClientHello record
+        seen[kind] = (err, received[1])
+    assert seen["ferrotls"] == seen["stdlib"] == ((ssl.SSLError, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), b""), seen
+
+
 @pytest.mark.parametrize("server_kind", KINDS)
 def test_session_id_names_the_ticket(pki, server_kind):
     """As OpenSSL's client does, a session that came with a ticket is named by the ticket's

@@ -44,7 +44,7 @@ class SocketEngine:
             self._take(self.conn.receive_data(data))
         except TLSAlert as e:
             self._flush_quietly()
-            raise TLSError(str(e), e.description.name, sent=True) from e
+            raise TLSError(str(e), e.description.name, sent=e.send) from e
         except PeerAlert as e:
             raise TLSError(str(e), e.name, sent=False) from e
         finally:

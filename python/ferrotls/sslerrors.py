@@ -66,7 +66,9 @@ def from_protocol_error(exc: Exception, hostname: str | None = None) -> ssl.SSLE
         err.verify_code = verify.verify_code
         err.verify_message = message
         return err
-    if exc.message == CALLBACK_FAILED:
+    if exc.reason is not None:
+        reason = exc.reason
+    elif exc.message == CALLBACK_FAILED:
         reason = "CALLBACK_FAILED"
     elif exc.description == AlertDescription.handshake_failure and "no shared cipher" in exc.message:
         reason = "NO_SHARED_CIPHER"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import enum
 
 
@@ -47,10 +49,13 @@ class AlertDescription(enum.IntEnum):
 class TLSAlert(Exception):
     """Raised inside the protocol core: the connection ends with this fatal alert to the peer."""
 
-    def __init__(self, description: AlertDescription, message: str):
+    def __init__(self, description: AlertDescription, message: str, *, send: bool = True,
+                 reason: Optional[str] = None):
         super().__init__(f"{description.name}: {message}")
         self.description = description
         self.message = message
+        self.send = send  # False: the connection ends without an alert, as OpenSSL ends some
+        self.reason = reason  # OpenSSL's reason for the failure, where the alert does not name it
 
 
 class PeerAlert(Exception):

@@ -82,6 +82,16 @@ def _msg_name(msg_type: int) -> str:
         return f"handshake type {msg_type}"
 
 
+def _refuse_plaintext_http(header: bytes) -> None:
+    """A server's first bytes that are an HTTP request, not a TLS record: OpenSSL names them and
+    closes without an alert (ssl3_get_record's HTTP_REQUEST / HTTPS_PROXY_REQUEST)."""
+    if header.startswith((b"GET ", b"POST ", b"HEAD ", b"PUT ")):
+        raise TLSAlert(AlertDescription.unexpected_message, "http request", send=False, reason="HTTP_REQUEST")
+    if header.startswith(b"CONNE"):
+        raise TLSAlert(AlertDescription.unexpected_message, "https proxy request", send=False,
+                       reason="HTTPS_PROXY_REQUEST")
+
+
 class Connection:
     def __init__(self, config: TLSConfig, is_client: bool, *, server_hostname: Optional[str] = None,
                  session: Optional[Session] = None, now: Optional[float] = None):
@@ -100,6 +110,7 @@ class Connection:
         # Every handshake message so far; `transcript_mark` is its length before the message
         # being handled, for the MACs and signatures that cover what came before it.
         self.transcript = bytearray()
+        self._received = False  # any record from the peer yet
         self.transcript_mark = 0
         self.handshake_complete = False
         self.close_sent = False
@@ -197,7 +208,8 @@ class Connection:
 
     def _fail(self, alert: TLSAlert) -> None:
         self._hs_out.clear()
-        self.send_alert(AlertLevel.fatal, alert.description)
+        if alert.send:
+            self.send_alert(AlertLevel.fatal, alert.description)
         self.failed = alert
         raise alert
 
@@ -228,21 +240,30 @@ class Connection:
         """How many more bytes the record starting `partial` needs (checking its header)."""
         if len(partial) < 5:
             return 5 - len(partial)
+        self._check_header(bytes(partial[:5]))
         content_type, version, length = struct.unpack_from("!BHH", partial)
-        self._check_header(content_type, version, length)
         return 5 + length - len(partial)
 
-    def _check_header(self, content_type: int, version: int, length: int) -> None:
+    def _check_header(self, header: bytes) -> None:
+        content_type, version, length = struct.unpack_from("!BHH", header)
         if self._opener is not None:
             # RFC 5246 6.2.3: a protected record is at most 2^14 + 2048 bytes; the opener checks
             # the rest, but this catches an oversized one before its body arrives.
             if length > MAX_FRAGMENT + 2048:
                 raise TLSAlert(AlertDescription.record_overflow, "record too long")
             return
+        if version >> 8 != 3:
+            # As OpenSSL's ssl3_get_record: first bytes that are not TLS at all (a plaintext
+            # peer) end the connection without an alert, with HTTP named when it is HTTP.
+            if not self._received:
+                if not self.is_client:
+                    _refuse_plaintext_http(header)
+                raise TLSAlert(AlertDescription.protocol_version, "wrong version number", send=False,
+                               reason="WRONG_VERSION_NUMBER")
+            raise TLSAlert(AlertDescription.protocol_version, f"record version {version:#06x}",
+                           reason="WRONG_VERSION_NUMBER")
         if content_type not in (20, 21, 22, 23):
             raise TLSAlert(AlertDescription.unexpected_message, f"unknown record type {content_type}")
-        if version >> 8 != 3:
-            raise TLSAlert(AlertDescription.protocol_version, f"record version {version:#06x}")
         if length > MAX_FRAGMENT:
             raise TLSAlert(AlertDescription.record_overflow, "plaintext record too long")
 
@@ -255,14 +276,15 @@ class Connection:
             for content_type, data in records:
                 self._dispatch(content_type, data, events)
             return used
+        self._check_header(buf[pos : pos + 5])
         content_type, version, length = struct.unpack_from("!BHH", buf, pos)
-        self._check_header(content_type, version, length)
         if len(buf) - pos < 5 + length:
             return 0
         self._dispatch(content_type, buf[pos + 5 : pos + 5 + length], events)
         return 5 + length
 
     def _dispatch(self, content_type: int, data: bytes, events: List[Event]) -> None:
+        self._received = True
         if content_type != ContentType.handshake and self._hs_in:
             raise TLSAlert(AlertDescription.unexpected_message, "record interleaved with a handshake message")
         if content_type == ContentType.handshake:
