@@ -80,7 +80,7 @@ class Credential:
         return f"<Credential {self.key_type} {self.chain[0].subject.rfc4514_string()!r} chain={len(self.chain)}>"
 
 
-def _check_password_type(password: Password) -> None:
+def check_password_type(password: Password) -> None:
     if password is not None and not callable(password) and not isinstance(password, (str, bytes, bytearray)):
         raise TypeError("password should be a string or callable")
 
@@ -136,7 +136,7 @@ def load_credential(certfile: PathLike, keyfile: Optional[PathLike] = None, pass
     The key may sit in ``certfile`` when ``keyfile`` is None. PKCS#1, PKCS#8, SEC1,
     encrypted PKCS#8 and legacy encrypted PEM keys are accepted.
     """
-    _check_password_type(password)
+    check_password_type(password)
     chain = _load_certificates(_read(certfile))
     key = _load_key(_read(keyfile if keyfile is not None else certfile), password)
     return Credential(chain, key)
@@ -154,18 +154,25 @@ def _order_chain(leaf: x509.Certificate, others: list[x509.Certificate]) -> list
     return chain
 
 
+def open_pkcs12(data: bytes, password: Password, library: str) -> pkcs12.PKCS12KeyAndCertificates:
+    """Decrypts PKCS#12 contents; a wrong password or corrupt data raises ``ssl.SSLError``
+    (reported under ``library``, "SSL" for our credentials, "X509" for trust stores)."""
+    check_password_type(password)
+    try:
+        return pkcs12.load_pkcs12(data, _password_bytes(password))
+    except ValueError:
+        raise ssl_error(PEM_LIB, library, None,
+                        "PKCS12 lib: cannot decrypt the PKCS#12 file: wrong password or corrupt data") from None
+
+
 def load_pkcs12(path: PathLike, password: Password = None) -> Credential:
     """Loads a PKCS#12 file: its key, its certificate, and the extra certificates as a chain."""
-    _check_password_type(password)
-    data = _read(path)
-    try:
-        key, cert, extra = pkcs12.load_key_and_certificates(data, _password_bytes(password))
-    except ValueError:
-        raise ssl_error(PEM_LIB, "SSL", None,
-                        "PKCS12 lib: cannot decrypt the PKCS#12 file: wrong password or corrupt data") from None
-    if cert is None or key is None:
+    check_password_type(password)
+    contents = open_pkcs12(_read(path), password, "SSL")
+    if contents.cert is None or contents.key is None:
         raise ssl_error(PEM_LIB, "SSL", None, "PKCS12 lib: the PKCS#12 file lacks a certificate or a private key")
-    return Credential(_order_chain(cert, extra), key)
+    extra = [c.certificate for c in contents.additional_certs]
+    return Credential(_order_chain(contents.cert.certificate, extra), contents.key)
 
 
 def choose_credential(credentials: list[Credential], ca_names: list[bytes]) -> list[Credential]:

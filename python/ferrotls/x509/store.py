@@ -18,11 +18,11 @@ import warnings
 from typing import Iterator, Mapping, NamedTuple, Optional, Union
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 
 from .der import RawFields, raw_fields
-from .keystore import PEM_LIB, Password, _check_password_type, _password_bytes, ssl_error
+from .keystore import PEM_LIB, Password, check_password_type, open_pkcs12, ssl_error
 
 __all__ = ["TrustStore", "default_verify_locations"]
 
@@ -293,18 +293,14 @@ class TrustStore:
         A wrong password or malformed data raises ``ssl.SSLError``, as does a file without any
         certificate; a missing file raises ``OSError``.
         """
-        _check_password_type(password)
+        check_password_type(password)
         if isinstance(source, (bytes, bytearray, memoryview)):
             data = bytes(source)
         else:
             with open(source, "rb") as f:
                 data = f.read()
         with _old_roots_allowed():
-            try:
-                contents = pkcs12.load_pkcs12(data, _password_bytes(password))
-            except ValueError:
-                raise ssl_error(PEM_LIB, "X509", None,
-                                "PKCS12 lib: cannot decrypt the PKCS#12 file: wrong password or corrupt data") from None
+            contents = open_pkcs12(data, password, "X509")
             certs = ([contents.cert] if contents.cert is not None else []) + contents.additional_certs
             if not certs:
                 raise ssl_error(NO_CERTIFICATE_OR_CRL_FOUND, "X509", "NO_CERTIFICATE_OR_CRL_FOUND",
