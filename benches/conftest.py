@@ -1,27 +1,22 @@
-"""pytest-benchmark set-up for the ferrotls benchmarks.
+"""pytest-benchmark set-up for the ferrotls benchmarks, and the summaries of bench_record.py and
+bench_x509.py (bench_tls.py prints its own).
 
-Run (about 20 seconds; FERROTLS_BENCH_ROUNDS / FERROTLS_BENCH_RSA_ROUNDS change the rounds):
+Run everything from the repository root with `pytest benches/`; one file, for instance (about
+20 seconds; FERROTLS_BENCH_ROUNDS / FERROTLS_BENCH_RSA_ROUNDS change the rounds):
 
     python -m pytest benches/bench_record.py --benchmark-columns=median,min,ops,rounds \
         --benchmark-sort=name
 
-Every benchmark records what it measured in `benchmark.extra_info` ("kind", "op", "cipher",
-"impl", "bytes", "faults_per_call"); at the end of the session `pytest_terminal_summary` prints
-a table of MB/s (10**6 bytes per second, the unit of `openssl speed`) and the ratios ferrotls /
-cryptography, from the medians and from the best rounds. Nothing asserts on time: the
-benchmarks measure and print, and the issue's goals are reported, not enforced.
-
-`--bench-mallopt` switches glibc malloc to keep freed memory (no trimming, no mmap for big
-blocks) before anything runs. A 1 MiB seal or open holds two ~1 MiB buffers at once; with
-glibc's defaults the heap can be given back to the kernel after every call, and the page faults
-of the next call then cost more than the cipher. The "page faults/call" column shows when that
-happens; benches/probe_alloc.py reproduces it in a fresh interpreter.
+Every record benchmark records what it measured in `benchmark.extra_info` ("kind", "op",
+"cipher", "impl", "bytes", "faults_per_call"); at the end of the session `pytest_terminal_summary`
+prints a table of MB/s (10**6 bytes per second, the unit of `openssl speed`) and the ratios
+ferrotls / cryptography, from the medians and from the best rounds. Nothing asserts on time: the
+benchmarks measure and print, and the goals are reported, not enforced. Every process runs with
+the C library's default allocator.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import re
 import shutil
 import subprocess
@@ -32,34 +27,11 @@ import pytest
 def pytest_addoption(parser):
     group = parser.getgroup("ferrotls benchmarks")
     group.addoption(
-        "--bench-mallopt",
-        action="store_true",
-        default=False,
-        help="set glibc mallopt(M_TRIM_THRESHOLD, M_MMAP_THRESHOLD) high so big buffers are reused "
-        "instead of page-faulted in on every call (diagnostic)",
-    )
-    group.addoption(
         "--bench-no-openssl-speed",
         action="store_true",
         default=False,
         help="do not run `openssl speed -evp aes-128-gcm` for the reference line of the summary",
     )
-
-
-_MALLOPT_NOTE: list[str] = []
-
-
-def pytest_configure(config):
-    if not config.getoption("--bench-mallopt"):
-        return
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        ok = libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) and libc.mallopt(M_MMAP_THRESHOLD, 1 << 25)
-        _MALLOPT_NOTE.append("glibc mallopt: trim threshold 1 GiB, mmap threshold 32 MiB" if ok else "mallopt failed")
-    except (OSError, AttributeError) as e:  # not glibc
-        _MALLOPT_NOTE.append(f"mallopt unavailable: {e}")
 
 
 def pytest_collect_file(file_path, parent):
@@ -138,8 +110,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
     tr = terminalreporter
     tr.write_sep("=", "ferrotls vs cryptography: 1 MiB per call, 16 KiB records; MB/s = 10^6 bytes/s")
-    if _MALLOPT_NOTE:
-        tr.write_line("malloc: " + "; ".join(_MALLOPT_NOTE))
     ratios: dict[tuple[str, str], float] = {}
     if records:
         tr.write_line(f"{'cipher':<20} {'op':<5} {'ferrotls':>9} {'cryptography':>13} {'ratio':>6} {'ratio(best)':>12}"
@@ -158,8 +128,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line("MB/s and ratio from medians; ratio(best) from the fastest round of each (less host noise).")
         tr.write_line("cryptography CBC rows: Cipher(AES, CBC) + stdlib hmac per record, MAC-then-encrypt checked in")
         tr.write_line("Python, NOT constant time; ferrotls checks MtE padding and MAC in constant time.")
-        tr.write_line("page faults/call: ~250 = a 1 MiB buffer came fresh from the kernel on every call (glibc gave")
-        tr.write_line("the heap back after the previous one); such rows measure the allocator. See probe_alloc.py.")
+        tr.write_line("page faults/call (diagnostic): ~250 = a 1 MiB buffer came fresh from the kernel on every call.")
     if rsa:
         r, rb = ratio(rsa, 0), ratio(rsa, 1)
         tr.write_line(f"{'RSA-2048 premaster':<26} {'ferrotls':>9} {'cryptography':>13} {'ratio':>6} {'ratio(best)':>12}")

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import socket
 import sys
 import threading
-import time
 from typing import List, Optional, Tuple
 
 from cryptography.hazmat.primitives import serialization
@@ -48,16 +46,7 @@ from .cli_common import (
     write_session,
 )
 from .engine import SocketEngine, TLSError
-from .protocol import (
-    ApplicationData,
-    Connection,
-    ConnectionClosed,
-    PeerAlert,
-    Session,
-    TLSAlert,
-    TLSConfig,
-    parse_cipher_list,
-)
+from .protocol import Connection, Session, TLSConfig, parse_cipher_list
 from .protocol.messages import GROUP_NAMES, SCHEME_NAMES, HandshakeType, ServerKeyExchange, split_messages
 from .x509 import CertificateVerifyError, describe_chain, oneline_name, verify_server_chain
 
@@ -89,27 +78,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-no_ticket", action="store_true", help="do not ask for a session ticket")
     p.add_argument("-verify_return_error", action="store_true", help="fail the handshake when the chain does not verify")
     p.add_argument("-tls1_2", action="store_true", help="TLS 1.2 only (the only version; accepted for openssl's sake)")
-
-
-class CountingSocket:
-    """Counts the bytes the engine reads and writes (for "SSL handshake has read ...")."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.read = 0
-        self.written = 0
-
-    def recv(self, n: int) -> bytes:
-        data = self.sock.recv(n)
-        self.read += len(data)
-        return data
-
-    def sendall(self, data) -> None:
-        self.sock.sendall(data)
-        self.written += len(data)
-
-    def __getattr__(self, name):
-        return getattr(self.sock, name)
 
 
 class Client:
@@ -144,16 +112,15 @@ class Client:
 
     # One connection.
 
-    def connect(self, session: Optional[Session]) -> Tuple[socket.socket, SocketEngine, CountingSocket]:
+    def connect(self, session: Optional[Session]) -> Tuple[socket.socket, SocketEngine]:
         try:
             sock = socket.create_connection((self.host.strip("[]"), self.port), timeout=CONNECT_TIMEOUT)
         except OSError as e:
             raise CLIError(f"connect:errno={e.errno} ({e.strerror or e})") from None
         self.out(f"CONNECTED({sock.fileno():08X})")
         sock.settimeout(HANDSHAKE_TIMEOUT)
-        counting = CountingSocket(sock)
         conn = Connection(self.config, True, server_hostname=self.sni, session=session)
-        return sock, SocketEngine(counting, conn), counting  # type: ignore[arg-type]
+        return sock, SocketEngine(sock, conn)
 
     def handshake(self, sock: socket.socket, engine: SocketEngine) -> bool:
         try:
@@ -194,7 +161,8 @@ class Client:
         else:
             self.out.lines(lines)
 
-    def summary(self, conn: Connection, counting: CountingSocket, verify: Tuple[int, str]) -> None:
+    def summary(self, engine: SocketEngine, verify: Tuple[int, str]) -> None:
+        conn, counted = engine.conn, engine.transport
         chain = load_chain(conn.peer_chain)
         lines = ["---"]
         if chain and not conn.resumed:
@@ -208,7 +176,7 @@ class Client:
             lines += ["Client certificate sent", *subject_lines(conn.local_credential.chain[0]), "---"]
         lines += key_exchange_lines(conn)
         lines += [
-            f"SSL handshake has read {counting.read} bytes and written {counting.written} bytes",
+            f"SSL handshake has read {counted.bytes_read} bytes and written {counted.bytes_written} bytes",
             "Verification: OK" if verify[0] == 0 else f"Verification error: {verify[1]}",
         ]
         if verify[0] == 0 and self.check_name and chain:
@@ -224,12 +192,12 @@ class Client:
 
     def session_one(self, session: Optional[Session]):
         """Connects, handshakes and reports; (sock, engine) or None when it failed."""
-        sock, engine, counting = self.connect(session)
+        sock, engine = self.connect(session)
         if not self.handshake(sock, engine):
             return None
         conn = engine.conn
         verify = self.verify(conn)
-        self.summary(conn, counting, verify)
+        self.summary(engine, verify)
         if self.args.sess_out:
             try:
                 write_session(self.args.sess_out, conn.session)
@@ -296,93 +264,34 @@ def _close(sock: socket.socket, engine: SocketEngine) -> None:
 
 
 class Relay:
-    """stdin -> connection and connection -> stdout after the handshake, on the sans-I/O
-    Connection directly: one lock guards it and the queue of sealed bytes not yet sent; the
-    socket is non-blocking, so no thread ever waits while holding the lock. The connection
-    thread drains the queue whenever the socket can take more, and the stdin thread waits while
-    the queue is over MAX_PENDING: both directions keep moving however much the peer echoes."""
-
-    MAX_PENDING = 1 << 20
+    """stdin -> connection and connection -> stdout after the handshake: a reader thread and a
+    writer thread on the one engine, which lets both run at once (full duplex)."""
 
     def __init__(self, sock: socket.socket, engine: SocketEngine, ign_eof: bool):
         self.sock = sock
         self.engine = engine
-        self.conn = engine.conn
         self.ign_eof = ign_eof
-        self.lock = threading.Lock()
-        self.room = threading.Condition(self.lock)  # the queue went below MAX_PENDING
-        self.pending = bytearray()  # sealed records, in sealing order
         self.peer_done = threading.Event()
         self.stdin_done = threading.Event()
         self.failure: Optional[BaseException] = None
         self.truncated = False
         self.closing = False
 
-    def _send_pending(self) -> None:
-        """Sends what the socket takes now (lock held)."""
-        self.pending += self.conn.data_to_send()
-        while self.pending:
-            try:
-                sent = self.sock.send(self.pending)
-            except (BlockingIOError, InterruptedError):
-                break
-            del self.pending[:sent]
-        if len(self.pending) < self.MAX_PENDING:
-            self.room.notify_all()
-
     def read_connection(self) -> None:
         out = sys.stdout.buffer
         try:
-            with self.lock:
-                self.sock.setblocking(False)
-                # Application data that came along with the end of the handshake.
-                try:
-                    first = self.engine.recv(1 << 30)
-                except (BlockingIOError, InterruptedError):
-                    first = None
-                if first == b"":
-                    self.truncated = not self.engine.eof
+            while True:
+                data = self.engine.recv(1 << 18)
+                if not data:
+                    self.truncated = not self.engine.conn.peer_closed
                     return
-            if first:
-                out.write(first)
+                out.write(data)
                 out.flush()
-            while not self.closing:
-                with self.lock:
-                    writable = [self.sock] if self.pending else []
-                select.select([self.sock], writable, [], 0.2)
-                received: List[bytes] = []
-                closed = False
-                with self.lock:
-                    self._send_pending()
-                    try:
-                        data: Optional[bytes] = self.sock.recv(1 << 18)
-                    except (BlockingIOError, InterruptedError):
-                        data = None
-                    if data == b"":
-                        self.truncated = True
-                        return
-                    if data:
-                        try:
-                            events = self.conn.receive_data(data)
-                        finally:
-                            self._send_pending()  # our close_notify answer, or an alert
-                        for event in events:
-                            if isinstance(event, ApplicationData):
-                                received.append(event.data)
-                            elif isinstance(event, ConnectionClosed):
-                                closed = True
-                if received:
-                    out.write(b"".join(received))
-                    out.flush()
-                if closed:
-                    return
-        except (TLSAlert, PeerAlert, OSError, ValueError) as e:
+        except (TLSError, OSError, ValueError) as e:
             if not self.closing:
                 self.failure = e
         finally:
             self.peer_done.set()
-            with self.lock:
-                self.room.notify_all()
 
     def read_stdin(self) -> None:
         fd = sys.stdin.fileno()
@@ -391,14 +300,8 @@ class Relay:
                 data = os.read(fd, 1 << 16)
                 if not data:
                     return
-                with self.lock:
-                    while len(self.pending) >= self.MAX_PENDING and not self.peer_done.is_set():
-                        self.room.wait(0.5)
-                    if self.peer_done.is_set() or self.conn.close_sent or self.conn.failed is not None:
-                        return
-                    self.conn.send_application_data(data)
-                    self._send_pending()
-        except (OSError, RuntimeError) as e:
+                self.engine.sendall(data)
+        except (TLSError, OSError, RuntimeError) as e:
             if not self.peer_done.is_set():
                 self.failure = self.failure or e
                 self.peer_done.set()
@@ -407,6 +310,7 @@ class Relay:
 
     def run(self) -> int:
         sys.stdout.flush()
+        self.sock.settimeout(None)
         reader = threading.Thread(target=self.read_connection, name="s_client connection", daemon=True)
         writer = threading.Thread(target=self.read_stdin, name="s_client stdin", daemon=True)
         reader.start()
@@ -415,40 +319,25 @@ class Relay:
             while not (self.peer_done.is_set() or (self.stdin_done.is_set() and not self.ign_eof)):
                 self.peer_done.wait(0.1)
             if not self.peer_done.is_set():
-                # stdin ended: close_notify after what is queued, then read what the server still
-                # sends until its close_notify, or CLOSE_WAIT seconds without progress.
-                with self.lock:
-                    self.conn.close()
-                    self._send_pending()
-                    left = len(self.pending)
-                deadline = time.monotonic() + CLOSE_WAIT
-                while not self.peer_done.wait(0.05) and time.monotonic() < deadline:
-                    with self.lock:
-                        if len(self.pending) < left:
-                            left, deadline = len(self.pending), time.monotonic() + CLOSE_WAIT
+                # stdin ended: close_notify, then what the server still sends until its
+                # close_notify, for CLOSE_WAIT seconds at most.
+                self.engine.close()
+                self.peer_done.wait(CLOSE_WAIT)
         except KeyboardInterrupt:
             pass
         self.closing = True
+        conn = self.engine.conn
+        if self.failure is None and conn.failed is None:
+            self.engine.close()  # a no-op once close_notify went
+        self.sock.close()
         reader.join(1.0)
-        with self.lock:
-            if self.failure is None and self.conn.failed is None:
-                self.conn.close()  # a no-op once close_notify went
-                self._send_pending()
-            self.sock.close()
         if self.failure is not None:
-            error(PROG, f"connection failed: {failure_text(_as_tls_error(self.failure), self.conn)}")
+            error(PROG, f"connection failed: {failure_text(self.failure, conn)}")
             return 1
         if self.truncated:
             error(PROG, "the server closed the connection without close_notify")
         return 0
 
-
-def _as_tls_error(e: BaseException) -> BaseException:
-    if isinstance(e, TLSAlert):
-        return TLSError(str(e), e.description.name, sent=True)
-    if isinstance(e, PeerAlert):
-        return TLSError(str(e), e.name, sent=False)
-    return e
 
 def run(args: argparse.Namespace) -> int:
     try:

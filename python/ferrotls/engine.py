@@ -1,21 +1,42 @@
-"""Runs a protocol Connection over a socket or a pair of MemoryBIOs.
+"""The one engine: runs a protocol Connection over a socket or a pair of MemoryBIOs with the
+stdlib's I/O semantics (DESIGN.md principle 4).
+
+- Reading takes from the kernel only what the current operation needs, as OpenSSL does
+  without read-ahead: the handshake's records, then whole records up to the size the caller
+  asked for, never a byte after close_notify. It peeks at what has arrived, opens the records
+  in place in a reused buffer and then takes from the socket exactly the records it used, so
+  select() tells the truth and one system call still serves a large recv.
+- Writing seals a write in bounded pieces into a reused buffer and sends each; a count returned
+  means the bytes are on their way. On a non-blocking socket what does not fit raises
+  SSLWantWriteError and the same write() retried goes on where it stopped; any later call
+  pushes what is waiting first.
+- One reader and one writer may run at once on a connection (each serialised with others of
+  its kind); the crypto runs with the GIL released.
+- The socket and the owner are held by weak reference, as CPython's _ssl does, so an SSLSocket
+  dropped without close() is closed at once.
 
 SSLEngine is what ssl.SSLSocket and ssl.SSLObject wrap; SocketEngine is the plain blocking
-interface the command line, the tests and the benchmarks use. Every wait honours the socket's
-timeout, the handshake's too.
+interface of the command line, the tests and the benchmarks.
 """
 
 from __future__ import annotations
 
-import collections
 import socket
 import ssl
-from typing import Deque, List, Optional, Tuple
+import sys
+import threading
+import weakref
+from typing import List, Optional, Tuple
 
 from . import sslerrors
-from .protocol import AlertDescription, ApplicationData, Connection, ConnectionClosed, PeerAlert, Session, TLSAlert
+from .protocol import AlertDescription, Connection, PeerAlert, Session, TLSAlert
 
-RECV_SIZE = 1 << 18
+# The largest record (RFC 5246 6.2.3: 2^14 + 2048 bytes of fragment).
+MAX_RECORD = 5 + (1 << 14) + 2048
+# The most plaintext one read takes from the kernel at once.
+MAX_READ = 1 << 20
+# The plaintext sealed and sent at a time: bounds the write buffer.
+WRITE_PIECE = 1 << 18
 
 
 class TLSError(Exception):
@@ -27,86 +48,413 @@ class TLSError(Exception):
         self.sent = sent
 
 
-class SocketEngine:
-    def __init__(self, sock: socket.socket, conn: Connection):
-        self.sock = sock
+# ---------------------------------------------------------------------------------------------
+# Transports
+# ---------------------------------------------------------------------------------------------
+
+
+class SocketTransport:
+    """Raw I/O on the socket itself, bypassing SSLSocket's own methods; the socket's timeout
+    applies to each operation, as in the stdlib. The socket is held by weak reference."""
+
+    is_bio = False
+
+    def __init__(self, sock: socket.socket):
+        self._sock = weakref.ref(sock)
+        # Linux discards TCP data with MSG_TRUNC without copying it; elsewhere, and on other
+        # socket types, discarded bytes are read into a scratch buffer.
+        self._truncates = (sys.platform == "linux" and sock.type == socket.SOCK_STREAM
+                           and sock.family in (socket.AF_INET, socket.AF_INET6))
+        self._scratch = b""
+        self.bytes_read = 0
+        self.bytes_written = 0
+
+    @property
+    def sock(self) -> socket.socket:
+        sock = self._sock()
+        if sock is None:
+            raise ValueError("the socket is gone")
+        return sock
+
+    def _call(self, operation: str, method, *args) -> int:
+        try:
+            return method(self.sock, *args)
+        except BlockingIOError:
+            raise sslerrors.want_read() from None
+        except socket.timeout:
+            raise socket.timeout(f"The {operation} operation timed out") from None
+
+    def peek_into(self, buf: bytearray, n: int, operation: str) -> int:
+        """Copies up to n bytes that have arrived into buf, leaving them in the socket."""
+        with memoryview(buf)[:n] as view:
+            return self._call(operation, socket.socket.recv_into, view, n, socket.MSG_PEEK)
+
+    def recv_into(self, buf: bytearray, at: int, n: int, operation: str) -> int:
+        with memoryview(buf)[at : at + n] as view:
+            got = self._call(operation, socket.socket.recv_into, view, n)
+        self.bytes_read += got
+        return got
+
+    def discard(self, buf: bytearray, n: int) -> None:
+        """Takes n bytes that peek_into saw out of the socket."""
+        self.bytes_read += n
+        if self._truncates:
+            while n:
+                n -= socket.socket.recv_into(self.sock, buf, n, socket.MSG_TRUNC)
+            return
+        if len(self._scratch) < min(n, MAX_RECORD):
+            self._scratch = bytearray(min(n, MAX_RECORD))
+        while n:
+            n -= socket.socket.recv_into(self.sock, self._scratch, min(n, len(self._scratch)))
+
+    def send(self, data: memoryview, operation: str) -> int:
+        """Sends all of `data` on a blocking socket; as much as fits on a non-blocking one."""
+        sock = self.sock
+        try:
+            if sock.gettimeout() == 0.0:
+                sent = socket.socket.send(sock, data)
+            else:
+                socket.socket.sendall(sock, data)
+                sent = len(data)
+        except BlockingIOError:
+            return 0
+        except socket.timeout:
+            raise socket.timeout(f"The {operation} operation timed out") from None
+        self.bytes_written += sent
+        return sent
+
+
+class BIOTransport:
+    """ssl.MemoryBIO in and out: reading an empty BIO means "want read" until it is at EOF.
+    A MemoryBIO cannot be peeked at: what was read from it and not yet used waits here."""
+
+    is_bio = True
+    sock = None
+
+    def __init__(self, incoming, outgoing):
+        self.incoming = incoming
+        self.outgoing = outgoing
+        self._staged = b""
+        self._used = 0
+
+    def _stage(self) -> int:
+        if self._used == len(self._staged):
+            self._staged, self._used = self.incoming.read(), 0
+            if not self._staged and not self.incoming.eof:
+                raise sslerrors.want_read()
+        return len(self._staged) - self._used
+
+    def peek_into(self, buf: bytearray, n: int, operation: str) -> int:
+        n = min(n, self._stage())
+        buf[:n] = memoryview(self._staged)[self._used : self._used + n]
+        return n
+
+    def recv_into(self, buf: bytearray, at: int, n: int, operation: str) -> int:
+        with memoryview(buf)[at:] as view:
+            n = self.peek_into(view, n, operation)  # type: ignore[arg-type]
+        self._used += n
+        return n
+
+    def discard(self, buf: bytearray, n: int) -> None:
+        self._used += n
+
+    def send(self, data: memoryview, operation: str) -> int:
+        return self.outgoing.write(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine
+# ---------------------------------------------------------------------------------------------
+
+
+class Engine:
+    """A protocol Connection over a transport. Subclasses say how failures are reported
+    (`_protocol_error`, `_eof_error`) and how the connection starts (`_start`)."""
+
+    def __init__(self, transport, conn: Optional[Connection] = None):
+        self._transport = transport
         self.conn = conn
-        self._plaintext: Deque[bytes] = collections.deque()
-        self.eof = False  # close_notify received
+        self._started = False
+        # Records come in and are opened in place here; the plaintext not yet read is
+        # _rbuf[_plain:_plain_end], a record still arriving is _rbuf[:_partial].
+        self._rbuf = bytearray()
+        self._plain = self._plain_end = 0
+        self._partial = 0
+        # Sealed records not yet sent: _wbuf[_wstart:_wend]. _written: how much of the write()
+        # in progress is sealed (it resumes there when retried after "want write").
+        self._wbuf = bytearray()
+        self._wstart = self._wend = 0
+        self._written = 0
+        self._tcp_eof = False
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
-    def _flush(self) -> None:
-        data = self.conn.data_to_send()
-        if data:
-            self.sock.sendall(data)
+    # What subclasses say.
 
-    def _feed(self, data: bytes) -> None:
-        try:
-            self._take(self.conn.receive_data(data))
-        except TLSAlert as e:
-            self._flush_quietly()
-            raise TLSError(str(e), e.description.name, sent=e.send) from e
-        except PeerAlert as e:
-            raise TLSError(str(e), e.name, sent=False) from e
-        finally:
-            self._flush_quietly()
+    def _start(self) -> None:
+        self.conn.start_handshake()
 
-    def _take(self, events) -> None:
-        for event in events:
-            if isinstance(event, ApplicationData):
-                self._plaintext.append(event.data)
-            elif isinstance(event, ConnectionClosed):
-                self.eof = True
+    def _protocol_error(self, exc: Exception) -> Exception:
+        raise NotImplementedError
 
-    def _flush_quietly(self) -> None:
-        try:
-            self._flush()
-        except OSError:
-            pass
+    def _eof_error(self) -> Exception:
+        raise NotImplementedError
 
-    def _read_more(self) -> bool:
-        """Reads from the socket and processes it; False at TCP EOF. An error the connection
-        held back behind data already delivered is raised first."""
-        if self.conn.pending_error is not None:
-            self._feed(b"")
-        data = self.sock.recv(RECV_SIZE)
-        if not data:
-            return False
-        self._feed(data)
-        return True
+    def _tolerate_eof(self) -> bool:
+        """Whether a TCP EOF without close_notify after the handshake is the end of the data."""
+        return False
+
+    def _handshake_done(self) -> None:
+        pass
+
+    # State.
+
+    @property
+    def eof(self) -> bool:
+        """The peer's data has ended (close_notify, or a TCP EOF that is tolerated)."""
+        return self._tcp_eof or (self.conn is not None and self.conn.peer_closed)
+
+    def pending(self) -> int:
+        return self._plain_end - self._plain
+
+    # The handshake.
 
     def do_handshake(self) -> None:
-        self.conn.start_handshake()
-        self._flush()
-        while not self.conn.handshake_complete:
-            if not self._read_more():
-                raise TLSError("the peer closed the connection during the handshake", "unexpected_eof", sent=False)
+        with self._read_lock:
+            if not self._started:
+                self._start()
+                self._started = True
+            while True:
+                self._flush("handshake")
+                if self.conn.handshake_complete:
+                    break
+                self._receive(0, "handshake")
+            self._handshake_done()
+
+    # Reading.
+
+    def _receive(self, want: int, operation: str) -> None:
+        """Takes the records the operation needs from the transport and processes them, once:
+        either a batch of whole records that had arrived, or more of one still arriving.
+        Read lock held."""
+        conn, buf, transport = self.conn, self._rbuf, self._transport
+        try:
+            if self._partial:
+                size = conn.record_size(buf, 0, self._partial)
+                if self._partial < size:
+                    self._reserve(size)
+                    got = transport.recv_into(self._rbuf, self._partial, size - self._partial, operation)
+                    if not got:
+                        return self._end_of_input()
+                    self._partial += got
+                    if self._partial < size:
+                        return
+                    size = conn.record_size(self._rbuf, 0, self._partial)
+                    if self._partial < size:
+                        return  # the header is complete now: the body is next
+                end, self._partial = self._partial, 0
+                self._plain, self._plain_end, _ = conn.receive_records(self._rbuf, 0, end, want)
+                return
+            size = min(max(want, 1 << 14), MAX_READ) + MAX_RECORD
+            self._reserve(size)
+            buf = self._rbuf
+            got = transport.peek_into(buf, size, operation)
+            if not got:
+                return self._end_of_input()
+            negotiating = not conn.handshake_complete
+            start, end, used = conn.receive_records(buf, 0, got, want)
+            take = used
+            stopped = (end > start or conn.peer_closed or conn.failed is not None
+                       or (negotiating and conn.handshake_complete))
+            if used < got and not stopped:
+                # The next record is needed and only part of it has come: take that part.
+                buf[: got - used] = buf[used:got]
+                self._partial, take = got - used, got
+            transport.discard(buf, take)
+            self._plain, self._plain_end = start, end
+        except (TLSAlert, PeerAlert) as e:
+            self._push_quietly()
+            raise self._protocol_error(e) from None
+
+    def _end_of_input(self) -> None:
+        """The transport ended without close_notify: a truncation attack unless tolerated."""
+        if self.conn.handshake_complete and self._tolerate_eof():
+            self._tcp_eof = True
+            return
+        raise self._eof_error()
+
+    def _reserve(self, size: int) -> None:
+        if len(self._rbuf) < size:
+            grown = bytearray(size)
+            grown[: self._partial] = self._rbuf[: self._partial]
+            self._rbuf = grown
+
+    def read(self, n: int = 1024, buffer=None):
+        """Up to n bytes of application data (into `buffer` if given: returns the count);
+        b"" (0) once the peer's data has ended."""
+        if not self._started or not self.conn.handshake_complete:
+            self.do_handshake()
+        if buffer is not None:
+            target = memoryview(buffer).cast("B")
+            n = min(n, len(target)) if n > 0 else len(target)
+        elif n <= 0:
+            return b""
+        with self._read_lock:
+            self._push_quietly()
+            while self._plain == self._plain_end:
+                if self.eof:
+                    return self._read_at_eof(buffer)
+                self._receive(n, "read")
+                self._push_quietly()  # an alert the records called for
+            start = self._plain
+            count = min(n, self._plain_end - start)
+            self._plain += count
+            with memoryview(self._rbuf)[start : start + count] as plaintext:
+                if buffer is None:
+                    return bytes(plaintext)
+                target[:count] = plaintext
+                return count
+
+    def _read_at_eof(self, buffer):
+        return 0 if buffer is not None else b""
+
+    # Writing.
+
+    def write(self, data) -> int:
+        """Seals and sends all of `data`; returns its length."""
+        if not self._started or not self.conn.handshake_complete:
+            self.do_handshake()
+        with self._write_lock, memoryview(data) as view, view.cast("B") as flat:
+            self._check_writable()
+            total = len(flat)
+            if self._written > total:
+                self._written = 0  # not a retry of the write that was interrupted
+            self._take_output()
+            self._send_output("write")
+            while self._written < total:
+                with flat[self._written : self._written + WRITE_PIECE] as piece:
+                    self._reserve_output(self._wend + self.conn.sealed_len(len(piece)))
+                    self._wend = self.conn.seal_application_data(piece, self._wbuf, self._wend)
+                    self._written += len(piece)
+                self._send_output("write")
+            self._written = 0
+            return total
+
+    def _check_writable(self) -> None:
+        if self.conn.close_sent or self.conn.failed is not None:
+            raise RuntimeError("the connection is closed")
+
+    def _take_output(self) -> None:
+        """Moves what the connection has to send behind what waits. Write lock held."""
+        data = self.conn.data_to_send()
+        if not data:
+            return
+        if self._wstart == self._wend:
+            self._wstart = self._wend = 0
+        end = self._wend + len(data)
+        self._reserve_output(end)
+        self._wbuf[self._wend : end] = data
+        self._wend = end
+
+    def _reserve_output(self, size: int) -> None:
+        if len(self._wbuf) < size:
+            grown = bytearray(size)
+            grown[: self._wend] = self._wbuf[: self._wend]
+            self._wbuf = grown
+
+    def _send_output(self, operation: str) -> None:
+        """Sends what waits; on a non-blocking transport raises "want write" with the rest
+        kept for the next call. Write lock held."""
+        while self._wstart < self._wend:
+            with memoryview(self._wbuf)[self._wstart : self._wend] as waiting:
+                sent = self._transport.send(waiting, operation)
+            if not sent:
+                raise sslerrors.want_write()
+            self._wstart += sent
+        self._wstart = self._wend = 0
+
+    def _flush(self, operation: str) -> None:
+        with self._write_lock:
+            self._take_output()
+            self._send_output(operation)
+
+    def _push_quietly(self) -> None:
+        """Sends what the connection queued (an alert, an answer) when no writer is busy;
+        a writer sends it before its own records anyway."""
+        if self.conn is None or not self._write_lock.acquire(blocking=False):
+            return
+        try:
+            self._take_output()
+            self._send_output("write")
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._write_lock.release()
+
+    # Closing.
+
+    def shutdown(self) -> None:
+        """Sends close_notify and waits for the peer's; application data before it is dropped.
+        Nothing after the peer's close_notify is taken from the transport."""
+        if self.conn is None or self.conn.failed is not None:
+            return
+        with self._read_lock:
+            with self._write_lock:
+                self.conn.close()
+                self._take_output()
+                self._send_output("write")
+            while not self.eof:
+                try:
+                    self._receive(MAX_READ, "read")
+                except ssl.SSLEOFError:
+                    break  # the peer closed TCP without its close_notify: we are done anyway
+                self._plain = self._plain_end = 0
+
+
+class SocketEngine(Engine):
+    """The plain blocking interface (command line, tests, benchmarks) on the one engine;
+    failures are TLSError. Like openssl s_client and s_server, recv answers the peer's
+    close_notify with ours."""
+
+    def __init__(self, sock: socket.socket, conn: Connection):
+        super().__init__(SocketTransport(sock), conn)
+        self.sock = sock
+        self.transport = self._transport
+
+    def _protocol_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, TLSAlert):
+            return TLSError(str(exc), exc.description.name, sent=exc.send)
+        return TLSError(str(exc), exc.name, sent=False)
+
+    def _eof_error(self) -> Exception:
+        return TLSError("the peer closed the connection during the handshake", "unexpected_eof", sent=False)
+
+    def _tolerate_eof(self) -> bool:
+        return True
 
     def sendall(self, data) -> None:
-        self.conn.send_application_data(data)
-        self._flush()
+        self.write(data)
 
-    def recv(self, bufsize: int = RECV_SIZE) -> bytes:
+    def recv(self, bufsize: int = MAX_READ) -> bytes:
         """Up to bufsize bytes of application data; b"" after close_notify or TCP EOF."""
-        while not self._plaintext and not self.eof:
-            if not self._read_more():
-                self.eof = True
-        if not self._plaintext:
-            return b""
-        chunk = self._plaintext.popleft()
-        if len(chunk) > bufsize:
-            self._plaintext.appendleft(chunk[bufsize:])
-            chunk = chunk[:bufsize]
-        return chunk
+        data = self.read(bufsize)
+        if not data and self.conn.peer_closed and not self.conn.close_sent:
+            self.conn.close()
+            self._push_quietly()
+        return data
 
     def close(self, wait_for_peer: bool = False, timeout: Optional[float] = 2.0) -> None:
         """Sends close_notify; optionally waits for the peer's."""
         self.conn.close()
-        self._flush_quietly()
+        try:
+            self._flush("write")
+        except OSError:
+            pass
         if wait_for_peer and not self.eof:
             self.sock.settimeout(timeout)
             try:
-                while not self.eof and self._read_more():
-                    pass
+                while not self.eof:
+                    self.read(MAX_READ)
             except (OSError, TLSError):
                 pass
 
@@ -115,61 +463,6 @@ class SocketEngine:
 # The engine behind ssl.SSLSocket and ssl.SSLObject (what ssl.SSLContext._wrap_socket and
 # _wrap_bio return in CPython's _ssl module), over a socket or a pair of MemoryBIOs.
 # ---------------------------------------------------------------------------------------------
-
-
-class SocketTransport:
-    """Raw I/O on the socket itself, bypassing SSLSocket's own send and recv; the socket's
-    timeout applies to each operation, as in the stdlib."""
-
-    is_bio = False
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-
-    def timeout(self) -> Optional[float]:
-        return self.sock.gettimeout()
-
-    def recv(self, n: int, operation: str) -> bytes:
-        try:
-            return socket.socket.recv(self.sock, n)
-        except BlockingIOError:
-            raise sslerrors.want_read() from None
-        except TimeoutError:
-            raise TimeoutError(f"The {operation} operation timed out") from None
-
-    def send(self, data: bytes, operation: str) -> int:
-        """Sends all of `data` on a blocking socket; as much as fits on a non-blocking one."""
-        try:
-            if self.sock.gettimeout() == 0.0:
-                return socket.socket.send(self.sock, data)
-            socket.socket.sendall(self.sock, data)
-            return len(data)
-        except BlockingIOError:
-            return 0
-        except TimeoutError:
-            raise TimeoutError(f"The {operation} operation timed out") from None
-
-
-class BIOTransport:
-    """ssl.MemoryBIO in and out: reading an empty BIO means "want read" until it is at EOF."""
-
-    is_bio = True
-
-    def __init__(self, incoming, outgoing):
-        self.incoming = incoming
-        self.outgoing = outgoing
-
-    def timeout(self) -> Optional[float]:
-        return 0.0
-
-    def recv(self, n: int, operation: str) -> bytes:
-        data = self.incoming.read(n)
-        if not data and not self.incoming.eof:
-            raise sslerrors.want_read()
-        return data
-
-    def send(self, data: bytes, operation: str) -> int:
-        return self.outgoing.write(data)
 
 
 class SSLSession:
@@ -191,7 +484,7 @@ class SSLSession:
         return hash(self._session.master_secret)
 
 
-class SSLEngine:
+class SSLEngine(Engine):
     """The `_sslobj` of ssl.SSLSocket / ssl.SSLObject, running a protocol Connection. Its
     construction does no I/O; the handshake starts with do_handshake, read or write."""
 
@@ -200,20 +493,23 @@ class SSLEngine:
             raise ValueError("server_hostname can only be specified in client mode")
         if not server_side and context.check_hostname and not server_hostname:
             raise ValueError("check_hostname requires server_hostname")
+        super().__init__(transport)
         self._context = context
-        self._transport = transport
         self.server_side = server_side
         self.server_hostname = server_hostname
         self.owner = owner
         self._session: Optional[SSLSession] = session
-        self.conn: Optional[Connection] = None
-        self._plaintext: Deque[bytes] = collections.deque()
-        self._pending = 0
-        self._unsent = b""
-        self._eof = False  # close_notify received (or a TCP EOF tolerated by the options)
-        self._done = False  # handshake finished and accounted for
+        self._counted = False  # handshake finished and accounted for
 
     # Properties the stdlib wrappers expose.
+
+    @property
+    def owner(self):
+        return self._owner() if self._owner is not None else None
+
+    @owner.setter
+    def owner(self, owner) -> None:
+        self._owner = weakref.ref(owner) if owner is not None else None
 
     @property
     def context(self):
@@ -247,7 +543,7 @@ class SSLEngine:
     def session_reused(self) -> bool:
         return bool(self.conn is not None and self.conn.resumed)
 
-    # The handshake.
+    # How the engine reports, as the stdlib does.
 
     def _start(self) -> None:
         if not self._context._tls12_enabled():
@@ -261,6 +557,27 @@ class SSLEngine:
         )
         self._context._count("accept" if self.server_side else "connect")
         self.conn.start_handshake()
+
+    def _protocol_error(self, exc: Exception) -> Exception:
+        return sslerrors.from_protocol_error(exc, self.server_hostname)
+
+    def _eof_error(self) -> Exception:
+        return sslerrors.eof_error()
+
+    def _tolerate_eof(self) -> bool:
+        return bool(self._context.options & ssl.OP_IGNORE_UNEXPECTED_EOF)
+
+    def _read_at_eof(self, buffer):
+        # CPython returns b"" while only the peer has closed, and raises SSLZeroReturnError
+        # once both have (_ssl.c, SSLSocket.read and SSL_get_shutdown).
+        if self.conn.close_sent and self.conn.peer_closed:
+            raise sslerrors.zero_return()
+        return super()._read_at_eof(buffer)
+
+    def _check_writable(self) -> None:
+        if self.conn.close_sent:
+            raise sslerrors.protocol_is_shutdown()
+        super()._check_writable()
 
     def _on_server_name(self, server_name: Optional[str]):
         """The context's sni_callback, given the SSLSocket/SSLObject, the name and the context;
@@ -277,124 +594,22 @@ class SSLEngine:
             return self._context._tls_config(True, None)
         return None
 
-    def do_handshake(self) -> None:
-        if self.conn is None:
-            self._start()
+    def _handshake_done(self) -> None:
+        if self._counted:
+            return
+        self._counted = True
         conn = self.conn
-        while True:
-            self._flush("handshake")
-            if conn.handshake_complete:
-                break
-            self._receive("handshake")
-        if not self._done:
-            self._done = True
-            self._context._count("accept_good" if self.server_side else "connect_good")
-            if self.server_side and conn.resumed:
-                self._context._count("hits")
-            elif self.server_side and conn.session_offered:
-                self._context._count("misses")  # as OpenSSL: a session asked for and not found
-            self._context._write_keylog(conn.client_random, conn.master_secret)
-
-    # Reading and writing.
-
-    def _feed(self, data: bytes) -> None:
-        try:
-            events = self.conn.receive_data(data)
-        except (TLSAlert, PeerAlert) as e:
-            self._flush_quietly()
-            raise sslerrors.from_protocol_error(e, self.server_hostname) from None
-        for event in events:
-            if isinstance(event, ApplicationData):
-                self._plaintext.append(event.data)
-                self._pending += len(event.data)
-            elif isinstance(event, ConnectionClosed):
-                self._eof = True
-        self._flush_quietly()  # the answer to a close_notify, a no_renegotiation warning
-
-    def _receive(self, operation: str) -> None:
-        """Reads once from the transport and processes it; an error the connection held back
-        behind data already delivered comes first."""
-        if self.conn.pending_error is not None:
-            self._feed(b"")
-        data = self._transport.recv(RECV_SIZE, operation)
-        if data:
-            self._feed(data)
-            return
-        # EOF without close_notify: a truncation attack unless the options tolerate it.
-        if self.conn.handshake_complete and self._context.options & ssl.OP_IGNORE_UNEXPECTED_EOF:
-            self._eof = True
-            return
-        raise sslerrors.eof_error()
-
-    def _flush(self, operation: str) -> None:
-        """Sends what the connection has to send; on a non-blocking socket what does not fit
-        waits, and "want write" is raised only while nothing new has been accepted."""
-        data = self._unsent + self.conn.data_to_send() if self._unsent else self.conn.data_to_send()
-        if not data:
-            return
-        sent = self._transport.send(data, operation)
-        self._unsent = data[sent:]
-        if self._unsent and operation == "handshake":
-            raise sslerrors.want_write()
-
-    def _flush_quietly(self) -> None:
-        try:
-            self._flush("write")
-        except OSError:
-            pass
-
-    def read(self, n: int = 1024, buffer=None):
-        if self.conn is None or not self.conn.handshake_complete:
-            self.do_handshake()
-        if n <= 0 and buffer is None:
-            return b""
-        while not self._plaintext:
-            if self._eof:
-                return 0 if buffer is not None else b""
-            self._receive("read")
-        chunk = self._plaintext.popleft()
-        if buffer is not None:
-            view = memoryview(buffer).cast("B")
-            n = min(n, len(view)) if n > 0 else len(view)
-        if len(chunk) > n:
-            self._plaintext.appendleft(chunk[n:])
-            chunk = chunk[:n]
-        self._pending -= len(chunk)
-        if buffer is not None:
-            view[: len(chunk)] = chunk
-            return len(chunk)
-        return chunk
-
-    def write(self, data) -> int:
-        if self.conn is None or not self.conn.handshake_complete:
-            self.do_handshake()
-        if self.conn.close_sent:
-            raise sslerrors.protocol_is_shutdown()
-        if self._unsent:
-            self._flush("write")
-            if self._unsent:
-                raise sslerrors.want_write()
-        size = memoryview(data).nbytes
-        self.conn.send_application_data(data)
-        self._flush("write")
-        return size
-
-    def pending(self) -> int:
-        return self._pending
+        self._context._count("accept_good" if self.server_side else "connect_good")
+        if self.server_side and conn.resumed:
+            self._context._count("hits")
+        elif self.server_side and conn.session_offered:
+            self._context._count("misses")  # as OpenSSL: a session asked for and not found
+        self._context._write_keylog(conn.client_random, conn.master_secret)
 
     def shutdown(self):
         """Sends close_notify and waits for the peer's; returns the socket (None for BIOs)."""
-        if self.conn is not None and self.conn.failed is None:
-            self.conn.close()
-            self._flush("write")
-            while not self._eof:
-                try:
-                    self._receive("read")
-                except ssl.SSLEOFError:
-                    break  # the peer closed TCP without its close_notify: we are done anyway
-            self._plaintext.clear()
-            self._pending = 0
-        return None if self._transport.is_bio else self._transport.sock
+        super().shutdown()
+        return self._transport.sock
 
     # What the handshake established.
 

@@ -83,6 +83,12 @@ def eof_error() -> ssl.SSLEOFError:
     return _make(ssl.SSLEOFError, ssl.SSL_ERROR_EOF, "UNEXPECTED_EOF_WHILE_READING", "EOF occurred in violation of protocol")
 
 
+def zero_return() -> ssl.SSLZeroReturnError:
+    err = ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN, "TLS/SSL connection has been closed (EOF) (_ssl.c:2578)")
+    err.library = err.reason = None
+    return err
+
+
 def want_read() -> ssl.SSLWantReadError:
     err = ssl.SSLWantReadError(ssl.SSL_ERROR_WANT_READ, "The operation did not complete (read) (_ssl.c:2578)")
     err.library = err.reason = None

@@ -1,5 +1,6 @@
 //! `ferrotls._core`: the cryptography under ferrotls' TLS. This file only registers.
 
+mod buffer;
 mod cbc;
 mod ct;
 mod ffi;

@@ -2,14 +2,14 @@
 //! the keys and the sequence number, seals a whole write into consecutive records in one call and
 //! opens every complete record of a receive buffer in one call, with the GIL released.
 
+use crate::buffer::Borrowed;
 use crate::cbc::{CbcCipher, MacHash};
 use crate::ffi::AeadSealingKey;
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyList, PyMemoryView};
+use pyo3::types::{PyBytes, PyList};
 use std::ops::Range;
 
 /// legacy_record_version of every protected record, TLS 1.2 and 1.3 alike.
@@ -79,9 +79,6 @@ enum Protection {
     Aead { key: LessSafeKey, sealer: AeadSealingKey, nonce: NonceKind },
     Cbc(Box<CbcCipher>),
 }
-
-/// Opened records: (content type, where its plaintext is in the output buffer) pairs.
-pub type Segments = Vec<(u8, Range<usize>)>;
 
 /// The keys and sequence number of one direction.
 pub struct RecordCipher {
@@ -234,35 +231,43 @@ impl RecordCipher {
         Ok(out)
     }
 
-    /// Opens the complete records at the start of `buf`, their plaintexts into `out` (cleared
-    /// first; reusing it across calls spares fresh pages). Returns (content type, range of
-    /// `out`) pairs, consecutive application data merged into one, and the bytes consumed. It
-    /// stops after the first record that is not application data, since that may change the
-    /// state. A bad record after good ones ends the batch without an error; the next call
-    /// reports it.
-    pub fn open(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Result<(Segments, usize), Error> {
-        out.clear();
-        out.reserve(buf.len());
-        let mut segments = Segments::new();
-        let mut pos = 0;
-        while buf.len() - pos >= HEADER_LEN {
-            match self.open_record(&buf[pos..], out, &mut segments) {
-                Ok(Some((used, content_type))) => {
-                    pos += used;
-                    if content_type != APPLICATION_DATA {
-                        break;
-                    }
-                }
+    /// Opens the complete records at the start of `buf` in place. The plaintext of consecutive
+    /// application data records is packed at the front, `buf[..app_end]`; the batch ends after
+    /// `want` bytes of it, at an incomplete record, or after the first record that is not
+    /// application data (it may change the state), whose plaintext follows at
+    /// `buf[app_end..end]`. A bad record after good ones ends the batch without an error: it is
+    /// still there for the next call to report. `scratch` is reused by the CBC suites.
+    pub fn open_in_place(&mut self, buf: &mut [u8], want: usize, scratch: &mut Vec<u8>) -> Result<Opened, Error> {
+        let mut opened = Opened::default();
+        while buf.len() - opened.used >= HEADER_LEN {
+            let (content_type, plain) = match self.open_record(&mut buf[opened.used..], scratch) {
+                Ok(Some(record)) => record,
                 Ok(None) => break,
-                Err(e) if segments.is_empty() => return Err(e),
+                Err(e) if opened.used == 0 => return Err(e),
                 Err(_) => break,
+            };
+            let (used, range) = (opened.used + plain.0, opened.used + plain.1.start..opened.used + plain.1.end);
+            let at = opened.end;
+            buf.copy_within(range.clone(), at);
+            opened.end = at + range.len();
+            opened.used = used;
+            if content_type != APPLICATION_DATA {
+                opened.app_end = at;
+                opened.control = Some(content_type);
+                break;
+            }
+            opened.app_end = opened.end;
+            opened.app_records += 1;
+            if opened.app_end >= want {
+                break;
             }
         }
-        Ok((segments, pos))
+        Ok(opened)
     }
 
-    /// Opens one record at the start of `buf` onto `out`; `None` if it is incomplete.
-    fn open_record(&mut self, buf: &[u8], out: &mut Vec<u8>, segments: &mut Segments) -> Result<Option<(usize, u8)>, Error> {
+    /// Opens the record at the start of `buf` in place: `None` if it is incomplete, else its
+    /// content type, its length and where its plaintext now is.
+    fn open_record(&mut self, buf: &mut [u8], scratch: &mut Vec<u8>) -> Result<Option<(u8, (usize, Range<usize>))>, Error> {
         let outer_type = buf[0];
         let version = u16::from_be_bytes([buf[1], buf[2]]);
         let length = u16::from_be_bytes([buf[3], buf[4]]) as usize;
@@ -277,15 +282,11 @@ impl RecordCipher {
         if buf.len() < HEADER_LEN + length {
             return Ok(None);
         }
-        let body = &buf[HEADER_LEN..HEADER_LEN + length];
         let used = HEADER_LEN + length;
-        let start = out.len();
         if self.tls13 && outer_type == CHANGE_CIPHER_SPEC {
             // RFC 8446 5: compatibility change_cipher_spec records are never protected;
             // the caller decides whether one is allowed here.
-            out.extend_from_slice(body);
-            segments.push((CHANGE_CIPHER_SPEC, start..out.len()));
-            return Ok(Some((used, CHANGE_CIPHER_SPEC)));
+            return Ok(Some((CHANGE_CIPHER_SPEC, (used, HEADER_LEN..used))));
         }
         if self.tls13 && outer_type != APPLICATION_DATA {
             return Err(Error::UnexpectedMessage);
@@ -293,76 +294,19 @@ impl RecordCipher {
         if self.seq == u64::MAX {
             return Err(Error::SequenceExhausted);
         }
-        let content_type = match self.open_body(outer_type, body, out) {
-            Ok(t) if out.len() - start <= MAX_FRAGMENT => t,
-            failed => {
-                out.truncate(start);
-                return Err(failed.err().unwrap_or(Error::RecordOverflow));
-            }
-        };
-        match segments.last_mut() {
-            Some((APPLICATION_DATA, range)) if content_type == APPLICATION_DATA => range.end = out.len(),
-            _ => segments.push((content_type, start..out.len())),
+        let (header, body) = buf[..used].split_at_mut(HEADER_LEN);
+        let (content_type, plain) = self.open_body(header, body, scratch)?;
+        if plain.len() > MAX_FRAGMENT {
+            return Err(Error::RecordOverflow);
         }
         self.seq += 1;
-        Ok(Some((used, content_type)))
+        Ok(Some((content_type, (used, HEADER_LEN + plain.start..HEADER_LEN + plain.end))))
     }
 
-    /// TLS 1.2 AEAD: the plaintext lengths of the complete, well-formed application_data
-    /// records at the start of `buf`, whose plaintext sizes the headers give exactly. Anything
-    /// else ends the run and is left to `open`.
-    pub fn application_data_run(&self, buf: &[u8]) -> Vec<usize> {
-        let explicit = match &self.protection {
-            Protection::Aead { nonce: NonceKind::Explicit(_), .. } => 8,
-            Protection::Aead { .. } if !self.tls13 => 0,
-            _ => return Vec::new(),
-        };
-        let mut run = Vec::new();
-        let mut pos = 0;
-        while buf.len() - pos >= HEADER_LEN {
-            let header = &buf[pos..pos + HEADER_LEN];
-            let length = u16::from_be_bytes([header[3], header[4]]) as usize;
-            let complete = buf.len() - pos - HEADER_LEN >= length;
-            let fits = length >= explicit + TAG_LEN && length - explicit - TAG_LEN <= MAX_FRAGMENT;
-            let seq_left = u64::MAX - self.seq > run.len() as u64;
-            if header[0] != APPLICATION_DATA || header[1..3] != RECORD_VERSION.to_be_bytes() || !complete || !fits || !seq_left {
-                break;
-            }
-            run.push(length - explicit - TAG_LEN);
-            pos += HEADER_LEN + length;
-        }
-        run
-    }
-
-    /// Opens the records `application_data_run` found, each straight from `buf` into its place
-    /// in `out` (no copy in between). Stops at the first that fails to authenticate; returns
-    /// how many opened and the bytes of `buf` they took.
-    pub fn open_application_data_run(&mut self, buf: &[u8], run: &[usize], out: &mut [u8]) -> (usize, usize) {
-        let Protection::Aead { key, nonce, .. } = &self.protection else { unreachable!("runs are AEAD only") };
-        let explicit = if let NonceKind::Explicit(_) = nonce { 8 } else { 0 };
-        let (mut pos, mut written) = (0, 0);
-        for (opened, &plain_len) in run.iter().enumerate() {
-            let body = &buf[pos + HEADER_LEN..pos + HEADER_LEN + explicit + plain_len + TAG_LEN];
-            let mut nonce_bytes = self.nonce(nonce);
-            if explicit > 0 {
-                nonce_bytes[4..].copy_from_slice(&body[..explicit]);
-            }
-            let (ciphertext, tag) = body[explicit..].split_at(plain_len);
-            let aad = self.tls12_aad(APPLICATION_DATA, plain_len);
-            let target = &mut out[written..written + plain_len];
-            if key.open_separate_gather(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad), ciphertext, tag, target).is_err() {
-                return (opened, pos);
-            }
-            self.seq += 1;
-            pos += HEADER_LEN + explicit + plain_len + TAG_LEN;
-            written += plain_len;
-        }
-        (run.len(), pos)
-    }
-
-    /// Appends the plaintext of one record body to `out` and returns its content type.
-    fn open_body(&self, outer_type: u8, body: &[u8], out: &mut Vec<u8>) -> Result<u8, Error> {
-        let start = out.len();
+    /// Decrypts one record body in place; returns its content type and where in `body` its
+    /// plaintext is.
+    fn open_body(&self, header: &[u8], body: &mut [u8], scratch: &mut Vec<u8>) -> Result<(u8, Range<usize>), Error> {
+        let outer_type = header[0];
         match &self.protection {
             Protection::Aead { key, nonce, .. } => {
                 let explicit = if let NonceKind::Explicit(_) = nonce { 8 } else { 0 };
@@ -373,69 +317,61 @@ impl RecordCipher {
                 if explicit > 0 {
                     nonce_bytes[4..].copy_from_slice(&body[..8]);
                 }
-                let aad: Vec<u8> = if self.tls13 {
-                    let mut h = vec![outer_type];
-                    h.extend_from_slice(&RECORD_VERSION.to_be_bytes());
-                    h.extend_from_slice(&(body.len() as u16).to_be_bytes());
-                    h
+                let plain_len = body.len() - explicit - TAG_LEN;
+                let opened = if self.tls13 {
+                    key.open_in_place(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(header), &mut body[explicit..])
                 } else {
-                    self.tls12_aad(outer_type, body.len() - explicit - TAG_LEN).to_vec()
+                    let aad = self.tls12_aad(outer_type, plain_len);
+                    key.open_in_place(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad), &mut body[explicit..])
                 };
-                out.extend_from_slice(&body[explicit..]);
-                let plain_len = key
-                    .open_in_place(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad), &mut out[start..])
-                    .map_err(|_| Error::BadRecordMac)?
-                    .len();
-                out.truncate(start + plain_len);
+                opened.map_err(|_| Error::BadRecordMac)?;
                 if !self.tls13 {
-                    return Ok(outer_type);
+                    return Ok((outer_type, explicit..explicit + plain_len));
                 }
                 // TLSInnerPlaintext, padding included, is at most 2^14 + 1 bytes (RFC 8446 5.4).
                 if plain_len > MAX_FRAGMENT + 1 {
                     return Err(Error::RecordOverflow);
                 }
                 // Strip the zero padding; the last nonzero byte is the type.
-                let inner = &out[start..];
-                let Some(type_at) = inner.iter().rposition(|&b| b != 0) else {
+                let Some(type_at) = body[..plain_len].iter().rposition(|&b| b != 0) else {
                     return Err(Error::UnexpectedMessage);
                 };
-                let content_type = inner[type_at];
+                let content_type = body[type_at];
                 if content_type == CHANGE_CIPHER_SPEC {
                     return Err(Error::UnexpectedMessage); // never protected (RFC 8446 5)
                 }
-                out.truncate(start + type_at);
-                Ok(content_type)
+                Ok((content_type, 0..type_at))
             }
             Protection::Cbc(cbc) => {
-                cbc.open_into(self.seq, outer_type, RECORD_VERSION, body, out).map_err(|_| Error::BadRecordMac)?;
-                Ok(outer_type)
+                scratch.clear();
+                cbc.open_into(self.seq, outer_type, RECORD_VERSION, body, scratch).map_err(|_| Error::BadRecordMac)?;
+                body[..scratch.len()].copy_from_slice(scratch);
+                Ok((outer_type, 0..scratch.len()))
             }
         }
     }
 }
 
-/// A bytes-like argument, held so the GIL can be released while it is read.
-struct Input(PyBackedBytes);
-
-impl Input {
-    fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        if let Ok(b) = obj.extract::<PyBackedBytes>() {
-            return Ok(Input(b));
-        }
-        // memoryview and other buffers: bytes(obj) copies (the abi3 API has no buffer access
-        // before Python 3.11).
-        let view = PyMemoryView::from(obj)?; // TypeError for what is not a buffer
-        let copied = obj.py().get_type::<PyBytes>().call1((view,))?;
-        Ok(Input(copied.extract::<PyBackedBytes>()?))
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        &self.0
-    }
+/// What `RecordCipher::open_in_place` did (offsets into the buffer it was given).
+#[derive(Default, Debug, PartialEq, Eq)]
+pub struct Opened {
+    pub app_end: usize,
+    pub app_records: usize,
+    /// The content type of the record that ended the batch, if it is not application data.
+    pub control: Option<u8>,
+    pub end: usize,
+    pub used: usize,
 }
 
 fn new_cipher(cipher: &str, key: &[u8], iv: &[u8], mac_key: &[u8], tls13: bool, encrypt_then_mac: bool, sequence_number: u64) -> PyResult<RecordCipher> {
     RecordCipher::new(cipher, key, iv, mac_key, tls13, encrypt_then_mac, sequence_number).map_err(PyValueError::new_err)
+}
+
+fn check_fragment(max_fragment: usize) -> PyResult<()> {
+    if max_fragment == 0 || max_fragment > MAX_FRAGMENT {
+        return Err(PyValueError::new_err("max_fragment must be between 1 and 16384"));
+    }
+    Ok(())
 }
 
 /// Protects outgoing records.
@@ -453,18 +389,39 @@ impl RecordSealer {
     /// All the records for `data`, in one bytes object.
     #[pyo3(signature = (content_type, data, max_fragment = MAX_FRAGMENT))]
     fn seal<'py>(&mut self, py: Python<'py>, content_type: u8, data: &Bound<'py, PyAny>, max_fragment: usize) -> PyResult<Bound<'py, PyBytes>> {
-        if max_fragment == 0 || max_fragment > MAX_FRAGMENT {
-            return Err(PyValueError::new_err("max_fragment must be between 1 and 16384"));
-        }
-        let input = Input::new(data)?;
+        check_fragment(max_fragment)?;
+        let input = Borrowed::readable(data)?;
         let cipher = &mut self.0;
         let total = cipher.sealed_len(input.as_slice().len(), max_fragment)?;
         // The records are written straight into the new bytes object, with the GIL released:
         // the object is not yet visible to any other thread.
+        let data = input.as_slice();
         PyBytes::new_with(py, total, |out| {
-            py.detach(|| cipher.seal_into(content_type, input.as_slice(), max_fragment, out));
+            py.detach(|| cipher.seal_into(content_type, data, max_fragment, out));
             Ok(())
         })
+    }
+
+    /// How many bytes `seal_into` writes for `length` bytes of data.
+    #[pyo3(signature = (length, max_fragment = MAX_FRAGMENT))]
+    fn sealed_len(&self, length: usize, max_fragment: usize) -> PyResult<usize> {
+        check_fragment(max_fragment)?;
+        Ok(self.0.sealed_len(length, max_fragment)?)
+    }
+
+    /// Seals `data` into the writable buffer `out` from offset `at`, with the GIL released;
+    /// returns where the records end. ValueError if they do not fit.
+    #[pyo3(signature = (content_type, data, out, at = 0, max_fragment = MAX_FRAGMENT))]
+    fn seal_into(&mut self, py: Python<'_>, content_type: u8, data: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, at: usize, max_fragment: usize) -> PyResult<usize> {
+        check_fragment(max_fragment)?;
+        let input = Borrowed::readable(data)?;
+        let mut output = Borrowed::writable(out)?;
+        let cipher = &mut self.0;
+        let end = at.checked_add(cipher.sealed_len(input.as_slice().len(), max_fragment)?);
+        let target = end.and_then(|end| output.as_mut_slice().get_mut(at..end)).ok_or_else(|| PyValueError::new_err("the output buffer is too small"))?;
+        let data = input.as_slice();
+        py.detach(|| cipher.seal_into(content_type, data, max_fragment, target));
+        Ok(end.unwrap_or_default())
     }
 
     #[getter]
@@ -477,8 +434,9 @@ impl RecordSealer {
 #[pyclass(module = "ferrotls._core")]
 pub struct RecordOpener {
     cipher: RecordCipher,
-    /// Plaintext of the last batch, kept so its pages are reused.
+    /// Reused by the CBC suites and by `open`.
     scratch: Vec<u8>,
+    copy: Vec<u8>,
 }
 
 #[pymethods]
@@ -487,50 +445,41 @@ impl RecordOpener {
     #[pyo3(signature = (cipher, key, iv, mac_key = b"".as_slice(), *, tls13 = false, encrypt_then_mac = false, sequence_number = 0))]
     fn new(cipher: &str, key: &[u8], iv: &[u8], mac_key: &[u8], tls13: bool, encrypt_then_mac: bool, sequence_number: u64) -> PyResult<Self> {
         let cipher = new_cipher(cipher, key, iv, mac_key, tls13, encrypt_then_mac, sequence_number)?;
-        Ok(RecordOpener { cipher, scratch: Vec::new() })
+        Ok(RecordOpener { cipher, scratch: Vec::new(), copy: Vec::new() })
+    }
+
+    /// Opens the complete records in the writable buffer `buf[start:end]` in place, with the
+    /// GIL released, stopping once `want` bytes of application data are open. Returns
+    /// (app_end, content_type, end, used): the application data is `buf[start:app_end]`; if a
+    /// record of another type ended the batch, content_type is its type (else 0) and its
+    /// plaintext is `buf[app_end:end]`; `used` bytes of records were consumed.
+    fn open_in_place(&mut self, py: Python<'_>, buf: &Bound<'_, PyAny>, start: usize, end: usize, want: usize) -> PyResult<(usize, u8, usize, usize)> {
+        let mut buffer = Borrowed::writable(buf)?;
+        let region = buffer.as_mut_slice().get_mut(start..end).ok_or_else(|| PyValueError::new_err("start:end is outside the buffer"))?;
+        let RecordOpener { cipher, scratch, .. } = self;
+        let opened = py.detach(|| cipher.open_in_place(region, want, scratch))?;
+        Ok((start + opened.app_end, opened.control.unwrap_or(0), start + opened.end, opened.used))
     }
 
     /// ([(content_type, plaintext), ...], bytes consumed) for the complete records in
-    /// `data[start:]` (an offset rather than a slice spares the caller a copy).
+    /// `data[start:]`: the application data merged, then the record of another type that ended
+    /// the batch, if any.
     #[pyo3(signature = (data, start = 0))]
     fn open<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, start: usize) -> PyResult<(Bound<'py, PyList>, usize)> {
-        let input = Input::new(data)?;
-        let buf = input.as_slice().get(start..).ok_or_else(|| PyValueError::new_err("start is past the end of data"))?;
-        let RecordOpener { cipher, scratch } = self;
+        let input = Borrowed::readable(data)?;
+        let source = input.as_slice().get(start..).ok_or_else(|| PyValueError::new_err("start is past the end of data"))?;
+        let RecordOpener { cipher, scratch, copy } = self;
+        copy.clear();
+        copy.extend_from_slice(source);
+        let opened = py.detach(|| cipher.open_in_place(copy, usize::MAX, scratch))?;
         let mut items = Vec::new();
-        let mut used = 0;
-        // The hot path: a run of TLS 1.2 AEAD application data decrypts straight into the bytes
-        // object handed back, with the GIL released (the object is not yet visible elsewhere).
-        let run = cipher.application_data_run(buf);
-        if !run.is_empty() {
-            let total: usize = run.iter().sum();
-            let mut result = (0, 0);
-            let plaintext = PyBytes::new_with(py, total, |out| {
-                result = py.detach(|| cipher.open_application_data_run(buf, &run, out));
-                Ok(())
-            })?;
-            let (opened, consumed) = result;
-            if opened < run.len() {
-                // A record failed: hand back the ones before it (the next call reports it).
-                if opened == 0 {
-                    return Err(Error::BadRecordMac.into());
-                }
-                let good: usize = run[..opened].iter().sum();
-                let plaintext = PyBytes::new(py, &plaintext.as_bytes()[..good]);
-                return Ok((PyList::new(py, [(APPLICATION_DATA, plaintext)])?, consumed));
-            }
-            items.push((APPLICATION_DATA, plaintext));
-            used = consumed;
+        if opened.app_records > 0 {
+            items.push((APPLICATION_DATA, PyBytes::new(py, &copy[..opened.app_end])));
         }
-        match py.detach(|| cipher.open(&buf[used..], scratch)) {
-            Ok((segments, more)) => {
-                items.extend(segments.into_iter().map(|(t, range)| (t, PyBytes::new(py, &scratch[range]))));
-                used += more;
-            }
-            Err(e) if items.is_empty() => return Err(e.into()),
-            Err(_) => {} // after good records: the next call reports it
+        if let Some(content_type) = opened.control {
+            items.push((content_type, PyBytes::new(py, &copy[opened.app_end..opened.end])));
         }
-        Ok((PyList::new(py, items)?, used))
+        Ok((PyList::new(py, items)?, opened.used))
     }
 
     #[getter]
@@ -605,8 +554,9 @@ mod tests {
         let records = sealer.seal(23, &[7; 20000], MAX_FRAGMENT).unwrap();
         assert_eq!(sealer.seq, u64::MAX);
         assert!(matches!(sealer.seal(23, b"x", MAX_FRAGMENT), Err(Error::SequenceExhausted)));
-        let mut out = Vec::new();
-        let (opened, used) = opener.open(&records, &mut out).unwrap();
-        assert!(opened == vec![(23, 0..20000)] && out == vec![7; 20000] && used == records.len());
+        let mut buf = records.clone();
+        let opened = opener.open_in_place(&mut buf, usize::MAX, &mut Vec::new()).unwrap();
+        assert_eq!(opened, Opened { app_end: 20000, app_records: 2, control: None, end: 20000, used: records.len() });
+        assert_eq!(buf[..20000], [7; 20000]);
     }
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple, Union
 
 from .. import _core
 from .alerts import AlertDescription, AlertLevel, PeerAlert, TLSAlert
@@ -99,14 +99,14 @@ class Connection:
         self.is_client = is_client
         self.server_hostname = server_hostname
         self.now = time.time() if now is None else now
-        self._in = bytearray()
-        self._out: List[bytes] = []
+        self._in = bytearray()  # receive_data's incomplete record
+        # Records to send: framed bytes, or (content type, data) to seal in data_to_send.
+        self._out: List[Union[bytes, Tuple[int, bytes]]] = []
         self._hs_in = bytearray()
         self._hs_out = bytearray()
         self._sealer: Optional[_core.RecordSealer] = None
         self._opener: Optional[_core.RecordOpener] = None
         self.pending_opener: Optional[_core.RecordOpener] = None
-        self._pending_error: Optional[Exception] = None
         # Every handshake message so far; `transcript_mark` is its length before the message
         # being handled, for the MACs and signatures that cover what came before it.
         self.transcript = bytearray()
@@ -147,39 +147,94 @@ class Connection:
         if self.is_client:
             self._guard(lambda: setattr(self, "state", self.state.start(self)))  # type: ignore[attr-defined]
 
-    def receive_data(self, data: bytes) -> List[Event]:
-        """Feeds bytes from the peer; returns what happened. Raises TLSAlert (after queueing the
-        alert to send) or PeerAlert when the connection fails."""
-        if self._pending_error is not None:
-            raise self._pending_error
+    def receive_records(self, buf: bytearray, start: int, end: int, want: int,
+                        events: Optional[List[Event]] = None) -> Tuple[int, int, int]:
+        """Processes the whole records in `buf[start:end]`, opening protected ones in place.
+
+        Returns (app_start, app_end, used): the application data is `buf[app_start:app_end]`
+        and `used` bytes were consumed. It stops at an incomplete record, once the handshake
+        completes, after close_notify, and once application data is open (at least `want`
+        bytes if the records hold them), so that a caller reading from a socket takes no more
+        than the current operation needs. Control events are appended to `events`. Raises
+        TLSAlert (after queueing the alert to send) or PeerAlert when the connection fails;
+        a failure found after application data is raised by the next call instead."""
         if self.failed is not None:
             raise self.failed
-        events: List[Event] = []
+        found = [start, start, 0]
         try:
-            self._guard(lambda: self._process(bytes(data), events))
-        except (TLSAlert, PeerAlert) as e:
-            if events:
-                self._pending_error = e
-                return events
-            raise
+            self._guard(lambda: self._take_records(buf, start, end, want, [] if events is None else events, found))
+        except (TLSAlert, PeerAlert):
+            if found[1] == found[0]:
+                raise
+        return found[0], found[1], found[2]
+
+    def receive_data(self, data: bytes) -> List[Event]:
+        """The plain sans-I/O interface: feeds bytes from the peer, keeps an incomplete record
+        for the next call and returns what happened."""
+        if self.failed is not None:
+            raise self.failed
+        self._in += data
+        events: List[Event] = []
+        pos = 0
+        try:
+            while pos < len(self._in):
+                control: List[Event] = []
+                try:
+                    app_start, app_end, used = self.receive_records(self._in, pos, len(self._in), 1 << 30, control)
+                finally:
+                    events += control
+                if app_end > app_start:
+                    events.insert(len(events) - len(control), ApplicationData(bytes(self._in[app_start:app_end])))
+                if not used:
+                    break
+                pos += used
+        except (TLSAlert, PeerAlert):
+            if not any(isinstance(e, ApplicationData) for e in events):
+                raise
+        finally:
+            del self._in[:pos]
         return events
 
-    @property
-    def pending_error(self) -> Optional[Exception]:
-        """An error found after events that receive_data returned first; the next call raises it."""
-        return self._pending_error
+    def record_size(self, buf: bytearray, start: int, end: int) -> int:
+        """The size of the record starting at `buf[start]`, header included, once its header is
+        in `buf[start:end]` (5 until then); the header is checked first."""
+        size = [5]
+        self._guard(lambda: size.__setitem__(0, self._record_size(buf, start, end)))
+        return size[0]
+
+    def _record_size(self, buf: bytearray, start: int, end: int) -> int:
+        if end - start < 5:
+            return 5
+        self._check_header(bytes(buf[start : start + 5]))
+        return 5 + int.from_bytes(buf[start + 3 : start + 5], "big")
 
     def data_to_send(self) -> bytes:
-        out = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-        self._out.clear()
-        return out
+        """The records to send, protected records sealed now: whoever calls this and
+        seal_application_data must serialise the calls, so records leave in sequence."""
+        out, self._out = self._out, []
+        sealer = self._sealer
+        return b"".join(item if isinstance(item, bytes) else sealer.seal(*item) for item in out)
+
+    def seal_application_data(self, data, out: bytearray, at: int) -> int:
+        """Seals `data` (a bytes-like object) as application data records into `out` from
+        offset `at`, which must have room for sealed_len(len(data)) bytes; returns the end."""
+        self._check_writable()
+        return self._sealer.seal_into(ContentType.application_data, data, out, at)
+
+    def sealed_len(self, length: int) -> int:
+        self._check_writable()
+        return self._sealer.sealed_len(length)
 
     def send_application_data(self, data) -> None:
+        """Queues `data` as application data records for data_to_send."""
+        self._check_writable()
+        self._out.append((ContentType.application_data, bytes(data)))
+
+    def _check_writable(self) -> None:
         if not self.handshake_complete or self._sealer is None:
             raise RuntimeError("the handshake is not complete")
         if self.close_sent or self.failed is not None:
             raise RuntimeError("the connection is closed")
-        self._out.append(self._sealer.seal(ContentType.application_data, data))
 
     def close(self) -> None:
         """Sends close_notify (once)."""
@@ -213,37 +268,6 @@ class Connection:
         self.failed = alert
         raise alert
 
-    def _process(self, data: bytes, events: List[Event]) -> None:
-        """Consumes `data`: first completes a record left partial by the previous call, then
-        opens whole records straight from `data` (no copy), keeping only a partial one."""
-        pos = 0
-        while self.failed is None and not self.peer_closed:
-            if self._in:
-                missing = self._missing(self._in)
-                self._in += data[pos : pos + missing]
-                pos = min(pos + missing, len(data))
-                if self._missing(self._in):
-                    if pos == len(data):
-                        return
-                    continue
-                record = bytes(self._in)
-                self._in.clear()
-                self._take_records(record, 0, events)
-                continue
-            used = self._take_records(data, pos, events)
-            if not used:
-                self._in += data[pos:]
-                return
-            pos += used
-
-    def _missing(self, partial: bytearray) -> int:
-        """How many more bytes the record starting `partial` needs (checking its header)."""
-        if len(partial) < 5:
-            return 5 - len(partial)
-        self._check_header(bytes(partial[:5]))
-        content_type, version, length = struct.unpack_from("!BHH", partial)
-        return 5 + length - len(partial)
-
     def _check_header(self, header: bytes) -> None:
         content_type, version, length = struct.unpack_from("!BHH", header)
         if self._opener is not None:
@@ -267,21 +291,36 @@ class Connection:
         if length > MAX_FRAGMENT:
             raise TLSAlert(AlertDescription.record_overflow, "plaintext record too long")
 
-    def _take_records(self, buf: bytes, pos: int, events: List[Event]) -> int:
-        """Handles the complete records at buf[pos:]; returns the bytes used (0: none complete)."""
-        if len(buf) - pos < 5:
-            return 0
-        if self._opener is not None:
-            records, used = self._opener.open(buf, pos)
-            for content_type, data in records:
-                self._dispatch(content_type, data, events)
-            return used
-        self._check_header(buf[pos : pos + 5])
-        content_type, version, length = struct.unpack_from("!BHH", buf, pos)
-        if len(buf) - pos < 5 + length:
-            return 0
-        self._dispatch(content_type, buf[pos + 5 : pos + 5 + length], events)
-        return 5 + length
+    def _take_records(self, buf: bytearray, start: int, end: int, want: int, events: List[Event], found: list) -> None:
+        """receive_records' loop; `found` is [app_start, app_end, used], kept current so that
+        what was consumed before a failure is known."""
+        pos = start
+        negotiating = not self.handshake_complete
+        while pos < end and not self.peer_closed:
+            if self._opener is None:
+                size = self._record_size(buf, pos, end)
+                if end - pos < size:
+                    return
+                content_type = buf[pos]
+                pos += size
+                found[2] = pos - start
+                self._dispatch(content_type, bytes(buf[pos - size + 5 : pos]), events)
+            else:
+                app_end, content_type, control_end, used = self._opener.open_in_place(buf, pos, end, want)
+                if not used:
+                    return
+                record_start, pos = pos, pos + used
+                found[2] = pos - start
+                if app_end > record_start:
+                    if not self.handshake_complete or self._hs_in:
+                        raise TLSAlert(AlertDescription.unexpected_message, "application data in the handshake")
+                    found[0], found[1] = record_start, app_end
+                if content_type:
+                    self._dispatch(content_type, bytes(buf[app_end:control_end]), events)
+                if app_end > record_start:
+                    return
+            if negotiating and self.handshake_complete:
+                return
 
     def _dispatch(self, content_type: int, data: bytes, events: List[Event]) -> None:
         self._received = True
@@ -340,9 +379,10 @@ class Connection:
             raise PeerAlert(description)
         events.append(AlertReceived(level, description))
         if description == AlertDescription.close_notify:
+            # The application answers with its own close_notify when it closes (as OpenSSL
+            # lets it): until then it may still write (a half-closed connection).
             self.peer_closed = True
             events.append(ConnectionClosed())
-            self.close()
 
     # Used by the handshake states.
 
@@ -385,7 +425,7 @@ class Connection:
 
     def _write_record(self, content_type: int, data: bytes) -> None:
         if self._sealer is not None:
-            self._out.append(self._sealer.seal(content_type, data))
+            self._out.append((content_type, data))
             return
         for i in range(0, len(data), MAX_FRAGMENT):
             chunk = data[i : i + MAX_FRAGMENT]
