@@ -869,10 +869,10 @@ def test_plaintext_http_to_a_server_fails_as_in_the_stdlib(pki, thread_servers, 
         server = thread_servers(handle)
         with socket.create_connection((HOST, server.port), timeout=IO_TIMEOUT) as sock:
             sock.sendall(request_line + b"\r\nHost: localhost\r\n\r\n")
-            sock.shutdown(socket.SHUT_WR)
-            try:
+            try:  # both libraries leave the request unread: closing may reset the connection
+                sock.shutdown(socket.SHUT_WR)
                 answer = sock.recv(100)
-            except ConnectionResetError:
+            except (ConnectionResetError, OSError):
                 answer = b""
         seen[kind] = (server.wait(1)[0], answer[:1])
     assert seen["ferrotls"] == seen["stdlib"], seen

@@ -32,7 +32,8 @@ from . import sslerrors
 from .protocol import AlertDescription, Connection, PeerAlert, Session, TLSAlert
 
 # The largest record (RFC 5246 6.2.3: 2^14 + 2048 bytes of fragment).
-MAX_RECORD = 5 + (1 << 14) + 2048
+MAX_FRAGMENT = 1 << 14
+MAX_RECORD = 5 + MAX_FRAGMENT + 2048
 # The most plaintext one read takes from the kernel at once.
 MAX_READ = 1 << 20
 # The plaintext sealed and sent at a time: bounds the write buffer.
@@ -176,10 +177,11 @@ class Engine:
         self.conn = conn
         self._started = False
         # Records come in and are opened in place here; the plaintext not yet read is
-        # _rbuf[_plain:_plain_end], a record still arriving is _rbuf[:_partial].
+        # _rbuf[_plain:_plain_end], a record still arriving is _rbuf[_ahead:_ahead + _partial].
         self._rbuf = bytearray()
         self._plain = self._plain_end = 0
         self._partial = 0
+        self._ahead = 0  # where the partial record is while it waits behind plaintext (else 0)
         # Sealed records not yet sent: _wbuf[_wstart:_wend]. _written: how much of the write()
         # in progress is sealed (it resumes there when retried after "want write").
         self._wbuf = bytearray()
@@ -234,47 +236,61 @@ class Engine:
     # Reading.
 
     def _receive(self, want: int, operation: str) -> None:
-        """Takes the records the operation needs from the transport and processes them, once:
-        either a batch of whole records that had arrived, or more of one still arriving.
-        Read lock held."""
-        conn, buf, transport = self.conn, self._rbuf, self._transport
+        """Takes from the transport what the operation needs and processes it, once: a batch
+        of whole records for a large read, else more of the record at the front of the
+        buffer. Read lock held; called only when no plaintext is waiting."""
         try:
-            if self._partial:
-                size = conn.record_size(buf, 0, self._partial)
-                if self._partial < size:
-                    self._reserve(size)
-                    got = transport.recv_into(self._rbuf, self._partial, size - self._partial, operation)
-                    if not got:
-                        return self._end_of_input()
-                    self._partial += got
-                    if self._partial < size:
-                        return
-                    size = conn.record_size(self._rbuf, 0, self._partial)
-                    if self._partial < size:
-                        return  # the header is complete now: the body is next
-                end, self._partial = self._partial, 0
-                self._plain, self._plain_end, _ = conn.receive_records(self._rbuf, 0, end, want)
-                return
-            size = min(max(want, 1 << 14), MAX_READ) + MAX_RECORD
-            self._reserve(size)
-            buf = self._rbuf
-            got = transport.peek_into(buf, size, operation)
-            if not got:
-                return self._end_of_input()
-            negotiating = not conn.handshake_complete
-            start, end, used = conn.receive_records(buf, 0, got, want)
-            take = used
-            stopped = (end > start or conn.peer_closed or conn.failed is not None
-                       or (negotiating and conn.handshake_complete))
-            if used < got and not stopped:
-                # The next record is needed and only part of it has come: take that part.
-                buf[: got - used] = buf[used:got]
-                self._partial, take = got - used, got
-            transport.discard(buf, take)
-            self._plain, self._plain_end = start, end
+            if self._ahead:
+                # The next record's header came with the last record: to the front.
+                self._rbuf[: self._partial] = self._rbuf[self._ahead : self._ahead + self._partial]
+                self._ahead = 0
+            if not self._partial and want > MAX_FRAGMENT and self.conn.handshake_complete:
+                self._receive_batch(want, operation)
+            else:
+                self._receive_record(want, operation)
         except (TLSAlert, PeerAlert) as e:
             self._push_quietly()
             raise self._protocol_error(e) from None
+
+    def _receive_record(self, want: int, operation: str) -> None:
+        """Reads more of the record at the front of the buffer and processes it once it is
+        whole: one system call a record, since the next record's header is read along with the
+        end of this one (except after an alert: nothing after close_notify is ours)."""
+        conn = self.conn
+        size = conn.record_size(self._rbuf, 0, self._partial)  # 5 until the header is in
+        if self._partial < size:
+            ahead = 5 if self._partial >= 5 and conn.may_read_past(self._rbuf[0]) else 0
+            self._reserve(size + ahead)
+            got = self._transport.recv_into(self._rbuf, self._partial, size + ahead - self._partial, operation)
+            if not got:
+                return self._end_of_input()
+            self._partial += got
+            size = conn.record_size(self._rbuf, 0, self._partial)
+            if self._partial < size:
+                return
+        extra, self._partial = self._partial - size, 0
+        self._plain, self._plain_end, _ = conn.receive_records(self._rbuf, 0, size, want)
+        if extra:
+            self._partial, self._ahead = extra, size
+
+    def _receive_batch(self, want: int, operation: str) -> None:
+        """Peeks at what has arrived, processes the whole records among it that the read needs
+        and then takes exactly those from the transport: two system calls for many records."""
+        conn, transport = self.conn, self._transport
+        size = min(want, MAX_READ) + MAX_RECORD
+        self._reserve(size)
+        buf = self._rbuf
+        got = transport.peek_into(buf, size, operation)
+        if not got:
+            return self._end_of_input()
+        start, end, used = conn.receive_records(buf, 0, got, want)
+        take = used
+        if used < got and end == start and not conn.peer_closed and conn.failed is None:
+            # The next record is needed and only part of it has come: take that part.
+            buf[: got - used] = buf[used:got]
+            self._partial, take = got - used, got
+        transport.discard(buf, take)
+        self._plain, self._plain_end = start, end
 
     def _end_of_input(self) -> None:
         """The transport ended without close_notify: a truncation attack unless tolerated."""
@@ -284,6 +300,8 @@ class Engine:
         raise self._eof_error()
 
     def _reserve(self, size: int) -> None:
+        """Room for `size` bytes from the front of the receive buffer (the partial record
+        being there)."""
         if len(self._rbuf) < size:
             grown = bytearray(size)
             grown[: self._partial] = self._rbuf[: self._partial]
@@ -346,9 +364,9 @@ class Engine:
 
     def _take_output(self) -> None:
         """Moves what the connection has to send behind what waits. Write lock held."""
-        data = self.conn.data_to_send()
-        if not data:
+        if not self.conn.has_output:
             return
+        data = self.conn.data_to_send()
         if self._wstart == self._wend:
             self._wstart = self._wend = 0
         end = self._wend + len(data)
@@ -381,7 +399,9 @@ class Engine:
     def _push_quietly(self) -> None:
         """Sends what the connection queued (an alert, an answer) when no writer is busy;
         a writer sends it before its own records anyway."""
-        if self.conn is None or not self._write_lock.acquire(blocking=False):
+        if self.conn is None or (self._wstart == self._wend and not self.conn.has_output):
+            return
+        if not self._write_lock.acquire(blocking=False):
             return
         try:
             self._take_output()

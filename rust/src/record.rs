@@ -231,26 +231,31 @@ impl RecordCipher {
         Ok(out)
     }
 
-    /// Opens the complete records at the start of `buf` in place. The plaintext of consecutive
-    /// application data records is packed at the front, `buf[..app_end]`; the batch ends after
-    /// `want` bytes of it, at an incomplete record, or after the first record that is not
-    /// application data (it may change the state), whose plaintext follows at
+    /// Opens the complete records at the start of `buf` in place. The plaintext of the first
+    /// stays where it is, that of the records after it is moved up behind it, so the plaintext
+    /// of consecutive application data records is one run, `buf[app_start..app_end]`. The
+    /// batch ends after `want` bytes of it, at an incomplete record, or after the first record
+    /// that is not application data (it may change the state), whose plaintext follows at
     /// `buf[app_end..end]`. A bad record after good ones ends the batch without an error: it is
     /// still there for the next call to report. `scratch` is reused by the CBC suites.
     pub fn open_in_place(&mut self, buf: &mut [u8], want: usize, scratch: &mut Vec<u8>) -> Result<Opened, Error> {
         let mut opened = Opened::default();
         while buf.len() - opened.used >= HEADER_LEN {
-            let (content_type, plain) = match self.open_record(&mut buf[opened.used..], scratch) {
+            let (content_type, (length, plain)) = match self.open_record(&mut buf[opened.used..], scratch) {
                 Ok(Some(record)) => record,
                 Ok(None) => break,
                 Err(e) if opened.used == 0 => return Err(e),
                 Err(_) => break,
             };
-            let (used, range) = (opened.used + plain.0, opened.used + plain.1.start..opened.used + plain.1.end);
-            let at = opened.end;
-            buf.copy_within(range.clone(), at);
+            let range = opened.used + plain.start..opened.used + plain.end;
+            let at = if opened.used == 0 { range.start } else { opened.end };
+            if opened.used == 0 {
+                opened.app_start = at;
+            } else {
+                buf.copy_within(range.clone(), at);
+            }
             opened.end = at + range.len();
-            opened.used = used;
+            opened.used += length;
             if content_type != APPLICATION_DATA {
                 opened.app_end = at;
                 opened.control = Some(content_type);
@@ -258,7 +263,7 @@ impl RecordCipher {
             }
             opened.app_end = opened.end;
             opened.app_records += 1;
-            if opened.app_end >= want {
+            if opened.app_end - opened.app_start >= want {
                 break;
             }
         }
@@ -355,6 +360,7 @@ impl RecordCipher {
 /// What `RecordCipher::open_in_place` did (offsets into the buffer it was given).
 #[derive(Default, Debug, PartialEq, Eq)]
 pub struct Opened {
+    pub app_start: usize,
     pub app_end: usize,
     pub app_records: usize,
     /// The content type of the record that ended the batch, if it is not application data.
@@ -450,15 +456,16 @@ impl RecordOpener {
 
     /// Opens the complete records in the writable buffer `buf[start:end]` in place, with the
     /// GIL released, stopping once `want` bytes of application data are open. Returns
-    /// (app_end, content_type, end, used): the application data is `buf[start:app_end]`; if a
-    /// record of another type ended the batch, content_type is its type (else 0) and its
-    /// plaintext is `buf[app_end:end]`; `used` bytes of records were consumed.
-    fn open_in_place(&mut self, py: Python<'_>, buf: &Bound<'_, PyAny>, start: usize, end: usize, want: usize) -> PyResult<(usize, u8, usize, usize)> {
+    /// (app_start, app_end, content_type, end, used): the application data is
+    /// `buf[app_start:app_end]`; if a record of another type ended the batch, content_type is
+    /// its type (else 0) and its plaintext is `buf[app_end:end]`; `used` bytes of records were
+    /// consumed.
+    fn open_in_place(&mut self, py: Python<'_>, buf: &Bound<'_, PyAny>, start: usize, end: usize, want: usize) -> PyResult<(usize, usize, u8, usize, usize)> {
         let mut buffer = Borrowed::writable(buf)?;
         let region = buffer.as_mut_slice().get_mut(start..end).ok_or_else(|| PyValueError::new_err("start:end is outside the buffer"))?;
         let RecordOpener { cipher, scratch, .. } = self;
         let opened = py.detach(|| cipher.open_in_place(region, want, scratch))?;
-        Ok((start + opened.app_end, opened.control.unwrap_or(0), start + opened.end, opened.used))
+        Ok((start + opened.app_start, start + opened.app_end, opened.control.unwrap_or(0), start + opened.end, opened.used))
     }
 
     /// ([(content_type, plaintext), ...], bytes consumed) for the complete records in
@@ -474,7 +481,7 @@ impl RecordOpener {
         let opened = py.detach(|| cipher.open_in_place(copy, usize::MAX, scratch))?;
         let mut items = Vec::new();
         if opened.app_records > 0 {
-            items.push((APPLICATION_DATA, PyBytes::new(py, &copy[..opened.app_end])));
+            items.push((APPLICATION_DATA, PyBytes::new(py, &copy[opened.app_start..opened.app_end])));
         }
         if let Some(content_type) = opened.control {
             items.push((content_type, PyBytes::new(py, &copy[opened.app_end..opened.end])));
@@ -556,7 +563,8 @@ mod tests {
         assert!(matches!(sealer.seal(23, b"x", MAX_FRAGMENT), Err(Error::SequenceExhausted)));
         let mut buf = records.clone();
         let opened = opener.open_in_place(&mut buf, usize::MAX, &mut Vec::new()).unwrap();
-        assert_eq!(opened, Opened { app_end: 20000, app_records: 2, control: None, end: 20000, used: records.len() });
-        assert_eq!(buf[..20000], [7; 20000]);
+        let start = 5 + 8;
+        assert_eq!(opened, Opened { app_start: start, app_end: start + 20000, app_records: 2, control: None, end: start + 20000, used: records.len() });
+        assert_eq!(buf[start..start + 20000], [7; 20000]);
     }
 }

@@ -208,6 +208,15 @@ class Connection:
         self._check_header(bytes(buf[start : start + 5]))
         return 5 + int.from_bytes(buf[start + 3 : start + 5], "big")
 
+    def may_read_past(self, content_type: int) -> bool:
+        """Whether the bytes after a record of this (outer) type may be taken before it is
+        opened: not after an alert, since nothing after close_notify belongs to TLS."""
+        return content_type != ContentType.alert
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out)
+
     def data_to_send(self) -> bytes:
         """The records to send, protected records sealed now: whoever calls this and
         seal_application_data must serialise the calls, so records leave in sequence."""
@@ -306,18 +315,18 @@ class Connection:
                 found[2] = pos - start
                 self._dispatch(content_type, bytes(buf[pos - size + 5 : pos]), events)
             else:
-                app_end, content_type, control_end, used = self._opener.open_in_place(buf, pos, end, want)
+                app_start, app_end, content_type, control_end, used = self._opener.open_in_place(buf, pos, end, want)
                 if not used:
                     return
-                record_start, pos = pos, pos + used
+                pos += used
                 found[2] = pos - start
-                if app_end > record_start:
+                if app_end > app_start:
                     if not self.handshake_complete or self._hs_in:
                         raise TLSAlert(AlertDescription.unexpected_message, "application data in the handshake")
-                    found[0], found[1] = record_start, app_end
+                    found[0], found[1] = app_start, app_end
                 if content_type:
                     self._dispatch(content_type, bytes(buf[app_end:control_end]), events)
-                if app_end > record_start:
+                if app_end > app_start:
                     return
             if negotiating and self.handshake_complete:
                 return
