@@ -259,7 +259,9 @@ class Engine:
         conn = self.conn
         size = conn.record_size(self._rbuf, 0, self._partial)  # 5 until the header is in
         if self._partial < size:
-            ahead = 5 if self._partial >= 5 and conn.may_read_past(self._rbuf[0]) else 0
+            # (A large read takes the records after this one in a batch instead.)
+            small = want <= MAX_FRAGMENT or not conn.handshake_complete
+            ahead = 5 if small and self._partial >= 5 and conn.may_read_past(self._rbuf[0]) else 0
             self._reserve(size + ahead)
             got = self._transport.recv_into(self._rbuf, self._partial, size + ahead - self._partial, operation)
             if not got:

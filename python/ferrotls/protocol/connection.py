@@ -198,9 +198,11 @@ class Connection:
     def record_size(self, buf: bytearray, start: int, end: int) -> int:
         """The size of the record starting at `buf[start]`, header included, once its header is
         in `buf[start:end]` (5 until then); the header is checked first."""
-        size = [5]
-        self._guard(lambda: size.__setitem__(0, self._record_size(buf, start, end)))
-        return size[0]
+        try:
+            return self._record_size(buf, start, end)
+        except TLSAlert as e:
+            self._fail(e)
+            raise
 
     def _record_size(self, buf: bytearray, start: int, end: int) -> int:
         if end - start < 5:
