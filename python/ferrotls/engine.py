@@ -77,9 +77,9 @@ class SocketTransport:
             raise ValueError("the socket is gone")
         return sock
 
-    def _call(self, operation: str, method, *args) -> int:
+    def _recv_into(self, view: memoryview, n: int, flags: int, operation: str) -> int:
         try:
-            return method(self.sock, *args)
+            return socket.socket.recv_into(self.sock, view, n, flags)
         except BlockingIOError:
             raise sslerrors.want_read() from None
         except socket.timeout:
@@ -87,12 +87,10 @@ class SocketTransport:
 
     def peek_into(self, buf: bytearray, n: int, operation: str) -> int:
         """Copies up to n bytes that have arrived into buf, leaving them in the socket."""
-        with memoryview(buf)[:n] as view:
-            return self._call(operation, socket.socket.recv_into, view, n, socket.MSG_PEEK)
+        return self._recv_into(memoryview(buf), n, socket.MSG_PEEK, operation)
 
     def recv_into(self, buf: bytearray, at: int, n: int, operation: str) -> int:
-        with memoryview(buf)[at : at + n] as view:
-            got = self._call(operation, socket.socket.recv_into, view, n)
+        got = self._recv_into(memoryview(buf)[at:], n, 0, operation)
         self.bytes_read += got
         return got
 
@@ -256,21 +254,20 @@ class Engine:
         """Reads more of the record at the front of the buffer and processes it once it is
         whole: one system call a record, since the next record's header is read along with the
         end of this one (except after an alert: nothing after close_notify is ours)."""
-        conn = self.conn
-        size = conn.record_size(self._rbuf, 0, self._partial)  # 5 until the header is in
-        if self._partial < size:
+        conn, partial = self.conn, self._partial
+        size = conn.record_size(self._rbuf, 0, partial) if partial >= 5 else 5
+        if partial < size:
             # (A large read takes the records after this one in a batch instead.)
             small = want <= MAX_FRAGMENT or not conn.handshake_complete
-            ahead = 5 if small and self._partial >= 5 and conn.may_read_past(self._rbuf[0]) else 0
+            ahead = 5 if small and partial >= 5 and conn.may_read_past(self._rbuf[0]) else 0
             self._reserve(size + ahead)
-            got = self._transport.recv_into(self._rbuf, self._partial, size + ahead - self._partial, operation)
+            got = self._transport.recv_into(self._rbuf, partial, size + ahead - partial, operation)
             if not got:
                 return self._end_of_input()
-            self._partial += got
-            size = conn.record_size(self._rbuf, 0, self._partial)
-            if self._partial < size:
-                return
-        extra, self._partial = self._partial - size, 0
+            self._partial = partial = partial + got
+            if partial < size or size == 5:
+                return  # more to come, or the header is complete and the body is next
+        extra, self._partial = partial - size, 0
         self._plain, self._plain_end, _ = conn.receive_records(self._rbuf, 0, size, want)
         if extra:
             self._partial, self._ahead = extra, size
@@ -312,15 +309,16 @@ class Engine:
     def read(self, n: int = 1024, buffer=None):
         """Up to n bytes of application data (into `buffer` if given: returns the count);
         b"" (0) once the peer's data has ended."""
-        if not self._started or not self.conn.handshake_complete:
+        if self.conn is None or not self.conn.handshake_complete:
             self.do_handshake()
         if buffer is not None:
-            target = memoryview(buffer).cast("B")
+            target = buffer if type(buffer) is bytearray else memoryview(buffer).cast("B")
             n = min(n, len(target)) if n > 0 else len(target)
         elif n <= 0:
             return b""
         with self._read_lock:
-            self._push_quietly()
+            if self._wstart != self._wend or self.conn.has_output:
+                self._push_quietly()
             while self._plain == self._plain_end:
                 if self.eof:
                     return self._read_at_eof(buffer)
@@ -328,12 +326,11 @@ class Engine:
                 self._push_quietly()  # an alert the records called for
             start = self._plain
             count = min(n, self._plain_end - start)
-            self._plain += count
-            with memoryview(self._rbuf)[start : start + count] as plaintext:
-                if buffer is None:
-                    return bytes(plaintext)
-                target[:count] = plaintext
-                return count
+            self._plain = start + count
+            if buffer is None:
+                return bytes(memoryview(self._rbuf)[start : start + count])
+            target[:count] = memoryview(self._rbuf)[start : start + count]
+            return count
 
     def _read_at_eof(self, buffer):
         return 0 if buffer is not None else b""

@@ -162,7 +162,7 @@ class Connection:
             raise self.failed
         found = [start, start, 0]
         try:
-            self._guard(lambda: self._take_records(buf, start, end, want, [] if events is None else events, found))
+            self._guard(self._take_records, buf, start, end, want, [] if events is None else events, found)
         except (TLSAlert, PeerAlert):
             if found[1] == found[0]:
                 raise
@@ -259,9 +259,9 @@ class Connection:
 
     # The record layer.
 
-    def _guard(self, step) -> None:
+    def _guard(self, step, *args) -> None:
         try:
-            step()
+            step(*args)
         except _core.RecordError as e:
             self._fail(TLSAlert(AlertDescription[e.args[0]], e.args[1]))
         except TLSAlert as e:
@@ -270,7 +270,8 @@ class Connection:
             self.failed = e
             raise
         finally:
-            self._flush_handshake()
+            if self._hs_out:
+                self._flush_handshake()
 
     def _fail(self, alert: TLSAlert) -> None:
         self._hs_out.clear()
