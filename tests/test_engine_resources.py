@@ -468,10 +468,7 @@ def test_dropped_sslsocket_closes_its_connection(impl, pki):
     context = stdlib_server_context(pki)
 
     def serve():
-        with listener:
-            raw, _ = listener.accept()
-        raw.settimeout(IO_TIMEOUT)
-        return context.wrap_socket(raw, server_side=True)  # handshake included
+        return accept_tls(listener, context)  # handshake included
 
     server = Thread(serve, "the stdlib server")
     server.start()
@@ -603,6 +600,14 @@ MEMORY_SIZE = 64 * MiB
 MEMORY_BOUND = 16 * MiB
 
 
+def accept_tls(listener, context):
+    """The one connection `listener` takes, wrapped by the stdlib `context` (handshake done)."""
+    with listener:
+        raw, _ = listener.accept()
+    raw.settimeout(IO_TIMEOUT)
+    return context.wrap_socket(raw, server_side=True)
+
+
 def memory_peer(pki, peer_sends: bool, size: int):
     """A stdlib server in a thread for the child: it reads `size` bytes (recv_into one 1 MiB
     buffer) and answers b"k", or sends `size` bytes (one 1 MiB buffer over and over) and waits
@@ -611,10 +616,7 @@ def memory_peer(pki, peer_sends: bool, size: int):
     context = stdlib_server_context(pki)
 
     def serve():
-        with listener:
-            raw, _ = listener.accept()
-        raw.settimeout(IO_TIMEOUT)
-        with context.wrap_socket(raw, server_side=True) as tls:
+        with accept_tls(listener, context) as tls:
             buffer = bytearray(MiB)
             if peer_sends:
                 for offset in range(0, size, MiB):

@@ -7,10 +7,11 @@ handshake state (client12.py, server12.py), which returns the next state.
 
 from __future__ import annotations
 
+import collections
 import struct
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from typing import Deque, List, Optional, Tuple, Union
 
 from .. import _core
 from .alerts import AlertDescription, AlertLevel, PeerAlert, TLSAlert
@@ -101,7 +102,7 @@ class Connection:
         self.now = time.time() if now is None else now
         self._in = bytearray()  # receive_data's incomplete record
         # Records to send: framed bytes, or (content type, data) to seal in data_to_send.
-        self._out: List[Union[bytes, Tuple[int, bytes]]] = []
+        self._out: Deque[Union[bytes, Tuple[int, bytes]]] = collections.deque()
         self._hs_in = bytearray()
         self._hs_out = bytearray()
         self._sealer: Optional[_core.RecordSealer] = None
@@ -222,9 +223,11 @@ class Connection:
     def data_to_send(self) -> bytes:
         """The records to send, protected records sealed now: whoever calls this and
         seal_application_data must serialise the calls, so records leave in sequence."""
-        out, self._out = self._out, []
-        sealer = self._sealer
-        return b"".join(item if isinstance(item, bytes) else sealer.seal(*item) for item in out)
+        out, parts = self._out, []
+        while out:  # popped one by one: a record queued meanwhile by another thread stays queued
+            item = out.popleft()
+            parts.append(item if isinstance(item, bytes) else self._sealer.seal(*item))
+        return b"".join(parts)
 
     def seal_application_data(self, data, out: bytearray, at: int) -> int:
         """Seals `data` (a bytes-like object) as application data records into `out` from
