@@ -68,7 +68,7 @@ def server_context(kind: str, certfile: str, keyfile: Optional[str] = None) -> s
 
 def is_ferrotls_engine(sslobj: Any) -> bool:
     """Whether an ssl.SSLSocket / ssl.SSLObject runs on ferrotls's engine."""
-    from ferrotls.engine import SSLEngine
+    from ferrotls.sslobject import SSLEngine
 
     return isinstance(getattr(sslobj, "_sslobj", None), SSLEngine)
 

@@ -23,7 +23,7 @@ import threading
 import httpx
 import pytest
 
-from ferrotls.engine import SSLEngine
+from ferrotls.sslobject import SSLEngine
 
 from dropin_async_helpers import (
     HOST,

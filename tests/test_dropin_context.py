@@ -26,7 +26,7 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 
 import ferrotls
-from ferrotls.engine import SSLEngine
+from ferrotls.sslobject import SSLEngine
 
 from dropin_async_helpers import (
     HOST,

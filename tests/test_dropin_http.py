@@ -42,8 +42,8 @@ import urllib3.util.ssl_
 from requests.adapters import HTTPAdapter
 
 import ferrotls
-from ferrotls import engine as ferro_engine
-from ferrotls.engine import SSLEngine
+from ferrotls import sslobject
+from ferrotls.sslobject import SSLEngine
 
 HOST = "127.0.0.1"
 TIMEOUT = 10.0
@@ -317,13 +317,13 @@ def client_hello_bytes() -> bytes:
 def engine_count(monkeypatch):
     """Counts ferrotls SSLEngine creations (what every ferrotls connection starts with)."""
     created = []
-    original = ferro_engine.SSLEngine.__init__
+    original = sslobject.SSLEngine.__init__
 
     def counting_init(self, *args, **kwargs):
         created.append(self)
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(ferro_engine.SSLEngine, "__init__", counting_init)
+    monkeypatch.setattr(sslobject.SSLEngine, "__init__", counting_init)
     return created
 
 

@@ -17,7 +17,7 @@ from ssl import Purpose, SSLObject, SSLSocket  # noqa: F401
 
 from . import _core  # noqa: F401
 from .context import SSLContext
-from .engine import SSLSession  # noqa: F401
+from .sslobject import SSLSession  # noqa: F401
 from .inject import extract_from_ssl, inject_into_ssl  # noqa: F401
 
 __version__ = "0.1.0"

@@ -332,12 +332,14 @@ class SSLContext(ssl.SSLContext):
         return config
 
     def _wrap_socket(self, sock, server_side, server_hostname=None, *, owner=None, session=None):
-        from .engine import SSLEngine, SocketTransport
+        from .sslobject import SSLEngine
+        from .transport import SocketTransport
 
         return SSLEngine(self, SocketTransport(sock), server_side, server_hostname, owner or sock, session)
 
     def _wrap_bio(self, incoming, outgoing, server_side, server_hostname=None, *, owner=None, session=None):
-        from .engine import BIOTransport, SSLEngine
+        from .sslobject import SSLEngine
+        from .transport import BIOTransport
 
         if isinstance(server_hostname, bytes):
             server_hostname = server_hostname.decode("ascii")
