@@ -3,6 +3,7 @@ peeked at, and discarded exactly) or a pair of ssl.MemoryBIOs."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import weakref
@@ -51,7 +52,21 @@ class SocketTransport:
         return self._recv_into(memoryview(buf), n, socket.MSG_PEEK, operation)
 
     def recv_into(self, buf: bytearray, at: int, n: int, operation: str) -> int:
-        got = self._recv_into(memoryview(buf)[at:], n, 0, operation)
+        """Reads up to n bytes into buf[at:]. On a socket with a timeout (a non-blocking
+        descriptor) the read is tried first and the wait comes only when nothing has arrived,
+        as OpenSSL does: Python's recv would poll before every read."""
+        sock = self.sock
+        view = memoryview(buf)[at : at + n]
+        timeout = sock.gettimeout()
+        if timeout is None:
+            got = self._recv_into(view, n, 0, operation)
+        else:
+            try:
+                got = os.readv(sock.fileno(), [view])
+            except BlockingIOError:
+                if timeout == 0.0:
+                    raise sslerrors.want_read() from None
+                got = self._recv_into(view, n, 0, operation)
         self.bytes_read += got
         return got
 
@@ -68,18 +83,23 @@ class SocketTransport:
             n -= socket.socket.recv_into(self.sock, self._scratch, min(n, len(self._scratch)))
 
     def send(self, data: memoryview, operation: str) -> int:
-        """Sends all of `data` on a blocking socket; as much as fits on a non-blocking one."""
+        """Sends all of `data` on a blocking socket or one with a timeout (what fits at once
+        first, without the poll Python's send does first, then the rest with the timeout); as
+        much as fits on a non-blocking one."""
         sock = self.sock
-        try:
-            if sock.gettimeout() == 0.0:
-                sent = socket.socket.send(sock, data)
-            else:
-                socket.socket.sendall(sock, data)
-                sent = len(data)
-        except BlockingIOError:
-            return 0
-        except socket.timeout:
-            raise socket.timeout(f"The {operation} operation timed out") from None
+        timeout = sock.gettimeout()
+        sent = 0
+        if timeout is not None:
+            try:
+                sent = os.writev(sock.fileno(), [data])
+            except BlockingIOError:
+                pass
+        if timeout != 0.0 and sent < len(data):
+            try:
+                socket.socket.sendall(sock, data[sent:])
+            except socket.timeout:
+                raise socket.timeout(f"The {operation} operation timed out") from None
+            sent = len(data)
         self.bytes_written += sent
         return sent
 
