@@ -207,7 +207,8 @@ class Engine:
                 if self.eof:
                     return self._read_at_eof(buffer)
                 self._receive(n, "read")
-                self._push_quietly()  # an alert the records called for
+                if self.conn.has_output:
+                    self._push_quietly()  # an alert the records called for
             start = self._plain
             count = min(n, self._plain_end - start)
             self._plain = start + count
