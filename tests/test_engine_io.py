@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import random
 import select
 import shutil
 import socket
@@ -758,3 +759,88 @@ def test_asyncio_remote_shutdown_client_flushes_backlog(impl, pki, sockets, back
     close_notify its read() gives b"" and write() still works, so the 4 MiB backlog reaches
     the server before the client's close_notify; the server is a stdlib MemoryBIO server."""
     _remote_shutdown_with_trailing_data(server_ctx("stdlib", pki), client_ctx(impl, pki), sockets, background)
+
+
+# --------------------------------------------------------------------------------------------
+# Whatever the sizes, the stream arrives whole (small reads a record at a time, large ones in
+# batches, and every switch between the two)
+# --------------------------------------------------------------------------------------------
+
+STREAM_SEED = 20261202
+
+
+def _stream_plan(seed: int):
+    """(record sizes the peer writes, read sizes the side under test asks for), repeatable."""
+    rng = random.Random(seed)
+    writes = [rng.choice((1, 7, 100, 4096, 16383, 16384, 16385, 40000, 300000)) for _ in range(120)]
+    reads = [rng.choice((1, 5, 1000, 8192, 16384, 16389, 65536, 1 << 20, 3 << 20)) for _ in range(4000)]
+    return writes, reads
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_random_write_and_read_sizes_keep_the_stream_whole(impl, pki, sockets, background):
+    """A stdlib server writes records of mixed sizes; the client under test reads with mixed
+    sizes through recv and recv_into: every byte arrives once, in order."""
+    writes, reads = _stream_plan(STREAM_SEED)
+    payload = random.Random(STREAM_SEED).randbytes(sum(writes))
+    client_sock, server_sock = sockets.pair()
+
+    def serve():
+        with hang_up_on_error(server_sock):
+            tls = server_ctx("stdlib", pki).wrap_socket(server_sock, server_side=True)
+            at = 0
+            for size in writes:
+                tls.sendall(payload[at : at + size])
+                at += size
+            return tls.recv(1)
+
+    future = background(serve)
+    tls = sockets.track(client_ctx(impl, pki).wrap_socket(client_sock, server_hostname="localhost"))
+    received = bytearray()
+    buffer = bytearray(max(reads))
+    for i, size in enumerate(reads):
+        if len(received) == len(payload):
+            break
+        if i % 2:
+            received += tls.recv(size)
+        else:
+            received += buffer[: tls.recv_into(buffer, size)]
+    assert received == payload
+    tls.sendall(b"!")
+    assert future.result(IO_TIMEOUT) == b"!"
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_random_write_and_read_sizes_over_memory_bios(impl, pki):
+    """The same through SSLObject: the ciphertext reaches the client's MemoryBIO in pieces of
+    mixed sizes, cutting records anywhere; SSLWantReadError only when the BIO has run dry."""
+    writes, reads = _stream_plan(STREAM_SEED + 1)
+    rng = random.Random(STREAM_SEED)
+    payload = rng.randbytes(sum(writes))
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    c = client_ctx(impl, pki).wrap_bio(c_in, c_out, server_hostname="localhost")
+    s = server_ctx("stdlib", pki).wrap_bio(s_in, s_out, server_side=True)
+    for _ in range(10):
+        for obj in (c, s):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                obj.do_handshake()
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+    at = 0
+    for size in writes:
+        s.write(payload[at : at + size])
+        at += size
+    wire = s_out.read()
+    received = bytearray()
+    fed = 0
+    for size in reads:
+        if len(received) == len(payload):
+            break
+        try:
+            received += c.read(size)
+        except ssl.SSLWantReadError:
+            assert fed < len(wire), "SSLWantReadError with the whole stream fed"
+            piece = rng.choice((1, 3, 5, 6, 100, 16389, 70000))
+            c_in.write(wire[fed : fed + piece])
+            fed += piece
+    assert received == payload

@@ -48,8 +48,6 @@ class TLSError(Exception):
         self.sent = sent
 
 
-
-
 class Engine:
     """A protocol Connection over a transport. Subclasses say how failures are reported
     (`_protocol_error`, `_eof_error`) and how the connection starts (`_start`)."""
