@@ -34,6 +34,12 @@ class RecordSealer:
         """All the records for `data` (fragments of at most max_fragment bytes), headers
         included, in one bytes object. Raises RecordError("internal_error", ...) rather than let
         the sequence number wrap."""
+    def sealed_len(self, length: int, max_fragment: int = 16384) -> int:
+        """How many bytes seal_into writes for `length` bytes of data."""
+    def seal_into(self, content_type: int, data: Buffer, out: Union[bytearray, memoryview], at: int = 0,
+                  max_fragment: int = 16384) -> int:
+        """Seals `data` into the writable buffer `out` from offset `at`, with the GIL released;
+        returns where the records end. ValueError if they do not fit."""
     @property
     def sequence_number(self) -> int: ...
 
@@ -51,12 +57,20 @@ class RecordOpener:
         encrypt_then_mac: bool = False,
         sequence_number: int = 0,
     ) -> None: ...
+    def open_in_place(self, buf: Union[bytearray, memoryview], start: int, end: int,
+                      want: int) -> Tuple[int, int, int, int, int]:
+        """Opens the complete records in `buf[start:end]` in place, with the GIL released, until
+        `want` bytes of application data are open, an incomplete record, or a record that is not
+        application data. Returns (app_start, app_end, content_type, end, used): the application
+        data is `buf[app_start:app_end]` (the first record's plaintext where it lay, later ones
+        moved up behind it); content_type is that of the record of another type that ended the
+        batch (else 0), its plaintext `buf[app_end:end]`; `used` bytes were consumed. A bad record
+        raises RecordError when it comes first; after good ones it ends the batch and the next
+        call raises. In TLS 1.3 an unprotected change_cipher_spec record is passed through as
+        type 20."""
     def open(self, data: Buffer, start: int = 0) -> Tuple[List[Tuple[int, bytes]], int]:
-        """Opens the complete records at the start of `data[start:]`: returns (content type, plaintext)
-        pairs, consecutive application data merged, and how many bytes were consumed. Stops after
-        a record that is not application data. A bad record raises RecordError when it comes
-        first; after good ones it ends the batch and the next call raises. In TLS 1.3 an
-        unprotected change_cipher_spec record is passed through as (20, body)."""
+        """open_in_place on a copy of `data[start:]`, as (content type, plaintext) pairs: the
+        application data merged, then the record of another type that ended the batch."""
     @property
     def sequence_number(self) -> int: ...
 
