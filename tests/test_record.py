@@ -1320,3 +1320,53 @@ def test_record_error_is_a_value_error_with_alert_and_message():
     assert len(e.value.args) == 2
     assert_bad_mac(e.value)
     assert isinstance(e.value.args[1], str) and e.value.args[1]
+
+
+# --------------------------------------------------------------------------------------------
+# The engine's calls: sealing into and opening inside a caller's buffer
+# --------------------------------------------------------------------------------------------
+
+
+@all_suites
+def test_seal_into_writes_what_seal_returns(suite):
+    """seal_into at an offset of a bytearray gives the records seal gives (CBC IVs are random:
+    compared by opening), sealed_len says how many bytes, and the rest of the buffer is
+    untouched."""
+    keys = fixed_keys(suite)
+    data = bytes(range(256)) * 100  # two records
+    out = bytearray(b"\xee" * (7 + make_sealer(suite, keys).sealed_len(len(data)) + 9))
+    end = make_sealer(suite, keys, 5).seal_into(23, memoryview(data), out, 7)
+    assert end == len(out) - 9 and out[:7] == b"\xee" * 7 and out[end:] == b"\xee" * 9
+    if not suite.cbc:
+        assert bytes(out[7:end]) == make_sealer(suite, keys, 5).seal(23, data)
+    assert make_opener(suite, keys, 5).open(bytes(out[7:end])) == ([(23, data)], end - 7)
+    with pytest.raises(ValueError):
+        make_sealer(suite, keys).seal_into(23, data, bytearray(end - 8))
+
+
+@all_suites
+def test_open_in_place_packs_application_data_and_stops_at_control_records(suite):
+    """Three application data records, an alert, one more: the first call opens the three into
+    one run where the first record's plaintext lay, then the alert behind it, and stops; `want`
+    stops it after the record that reaches it; the region's offsets are honoured."""
+    keys = fixed_keys(suite)
+    sealer = make_sealer(suite, keys)
+    pieces = [b"a" * 1000, b"b" * 16384, b"c" * 5]
+    wire = b"".join(sealer.seal(23, p) for p in pieces) + sealer.seal(21, b"\x01\x00") + sealer.seal(23, b"after")
+    buf = bytearray(b"\x00" * 3 + wire + b"\x16\x03")  # the tail: an incomplete header
+
+    opener = make_opener(suite, keys)
+    app_start, app_end, content_type, end, used = opener.open_in_place(buf, 3, len(buf), 1 << 30)
+    assert bytes(buf[app_start:app_end]) == b"".join(pieces)
+    explicit_nonce = 8 if suite.cipher.endswith("GCM") and not suite.tls13 else 0  # RFC 5288 3
+    assert app_start == 3 + 5 + explicit_nonce
+    assert (content_type, bytes(buf[app_end:end])) == (21, b"\x01\x00")
+    rest = 3 + used
+    assert opener.open_in_place(buf, rest, len(buf), 1 << 30)[4] == len(buf) - 2 - rest
+    assert opener.sequence_number == 5
+
+    buf = bytearray(wire)  # opened in place above: the records again
+    opener = make_opener(suite, keys)
+    app_start, app_end, content_type, end, used = opener.open_in_place(buf, 0, len(buf), 1001)
+    assert bytes(buf[app_start:app_end]) == b"".join(pieces)[: app_end - app_start] and content_type == 0
+    assert app_end - app_start == 1000 + 16384 and opener.sequence_number == 2
