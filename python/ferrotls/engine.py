@@ -3,9 +3,10 @@ stdlib's I/O semantics (DESIGN.md principle 4).
 
 - Reading takes from the kernel only what the current operation needs, as OpenSSL does
   without read-ahead: the handshake's records, then whole records up to the size the caller
-  asked for, never a byte after close_notify. It peeks at what has arrived, opens the records
-  in place in a reused buffer and then takes from the socket exactly the records it used, so
-  select() tells the truth and one system call still serves a large recv.
+  asked for, never a byte after close_notify, so select() tells the truth. The handshake and
+  small reads take a record per system call (the next record's header comes with the end of
+  each one, except after an alert); a large read peeks at what has arrived, opens the records
+  it needs in place in a reused buffer and then takes exactly those from the socket.
 - Writing seals a write in bounded pieces into a reused buffer and sends each; a count returned
   means the bytes are on their way. On a non-blocking socket what does not fit raises
   SSLWantWriteError and the same write() retried goes on where it stopped; any later call
