@@ -36,6 +36,10 @@ from .transport import MAX_RECORD, SocketTransport
 MAX_FRAGMENT = 1 << 14
 # The most plaintext one read takes from the kernel at once.
 MAX_READ = 1 << 20
+# A large read peeks at what has arrived when that is at least BATCH_WORTH bytes; after a
+# smaller peek the next SINGLE_READS large reads take a record each (one system call, not two).
+BATCH_WORTH = 1 << 16
+SINGLE_READS = 16
 # The plaintext sealed and sent at a time: bounds the write buffer.
 WRITE_PIECE = 1 << 18
 
@@ -63,6 +67,7 @@ class Engine:
         self._plain = self._plain_end = 0
         self._partial = 0
         self._ahead = 0  # where the partial record is while it waits behind plaintext (else 0)
+        self._single_reads = 0  # large reads still to take a record each (see BATCH_WORTH)
         # Sealed records not yet sent: _wbuf[_wstart:_wend]. _written: how much of the write()
         # in progress is sealed (it resumes there when retried after "want write").
         self._wbuf = bytearray()
@@ -125,10 +130,14 @@ class Engine:
                 # The next record's header came with the last record: to the front.
                 self._rbuf[: self._partial] = self._rbuf[self._ahead : self._ahead + self._partial]
                 self._ahead = 0
-            if not self._partial and want > MAX_FRAGMENT and self.conn.handshake_complete:
-                self._receive_batch(want, operation)
-            else:
+            if want <= MAX_FRAGMENT or not self.conn.handshake_complete:
                 self._receive_record(want, operation)
+            elif self._single_reads:
+                # Records have been arriving one or two at a time: a batch would not pay.
+                self._single_reads -= 1
+                self._receive_record(want, operation)
+            else:
+                self._receive_batch(want, operation)
         except (TLSAlert, PeerAlert) as e:
             self._push_quietly()
             raise self._protocol_error(e) from None
@@ -140,9 +149,7 @@ class Engine:
         conn, partial = self.conn, self._partial
         size = conn.record_size(self._rbuf, 0, partial) if partial >= 5 else 5
         if partial < size:
-            # (A large read takes the records after this one in a batch instead.)
-            small = want <= MAX_FRAGMENT or not conn.handshake_complete
-            ahead = 5 if small and partial >= 5 and conn.may_read_past(self._rbuf[0]) else 0
+            ahead = 5 if partial >= 5 and conn.may_read_past(self._rbuf[0]) else 0
             self._reserve(size + ahead)
             got = self._transport.recv_into(self._rbuf, partial, size + ahead - partial, operation)
             if not got:
@@ -156,21 +163,25 @@ class Engine:
             self._partial, self._ahead = extra, size
 
     def _receive_batch(self, want: int, operation: str) -> None:
-        """Peeks at what has arrived, processes the whole records among it that the read needs
-        and then takes exactly those from the transport: two system calls for many records."""
-        conn, transport = self.conn, self._transport
+        """Peeks at what has arrived (behind the start of a record already taken, if any),
+        processes the whole records among it that the read needs and then takes exactly those
+        from the transport: two system calls for many records."""
+        conn, transport, partial = self.conn, self._transport, self._partial
         size = min(want, MAX_READ) + MAX_RECORD
-        self._reserve(size)
+        self._reserve(partial + size)
         buf = self._rbuf
-        got = transport.peek_into(buf, size, operation)
+        got = transport.peek_into(memoryview(buf)[partial:], size, operation)
         if not got:
             return self._end_of_input()
-        start, end, used = conn.receive_records(buf, 0, got, want)
-        take = used
-        if used < got and end == start and not conn.peer_closed and conn.failed is None:
+        if got < BATCH_WORTH:
+            self._single_reads = SINGLE_READS
+        arrived = partial + got
+        start, end, used = conn.receive_records(buf, 0, arrived, want)
+        self._partial, take = 0, max(used - partial, 0)
+        if used < arrived and end == start and not conn.peer_closed and conn.failed is None:
             # The next record is needed and only part of it has come: take that part.
-            buf[: got - used] = buf[used:got]
-            self._partial, take = got - used, got
+            buf[: arrived - used] = buf[used:arrived]
+            self._partial, take = arrived - used, got
         transport.discard(buf, take)
         self._plain, self._plain_end = start, end
 
