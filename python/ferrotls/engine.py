@@ -253,8 +253,7 @@ class Engine:
             return total
 
     def _check_writable(self) -> None:
-        if self.conn.close_sent or self.conn.failed is not None:
-            raise RuntimeError("the connection is closed")
+        self.conn.check_writable()
 
     def _take_output(self) -> None:
         """Moves what the connection has to send behind what waits. Write lock held."""

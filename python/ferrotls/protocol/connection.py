@@ -199,11 +199,6 @@ class Connection:
     def record_size(self, buf: bytearray, start: int, end: int) -> int:
         """The size of the record starting at `buf[start]`, header included, once its header is
         in `buf[start:end]` (5 until then); the header is checked first."""
-        if self._opener is not None and end - start >= 5:
-            # Protected: only the length to check here (RFC 5246 6.2.3), the opener does the rest.
-            length = int.from_bytes(buf[start + 3 : start + 5], "big")
-            if length <= MAX_FRAGMENT + 2048:
-                return 5 + length
         try:
             return self._record_size(buf, start, end)
         except TLSAlert as e:
@@ -213,8 +208,14 @@ class Connection:
     def _record_size(self, buf: bytearray, start: int, end: int) -> int:
         if end - start < 5:
             return 5
-        self._check_header(bytes(buf[start : start + 5]))
-        return 5 + int.from_bytes(buf[start + 3 : start + 5], "big")
+        length = int.from_bytes(buf[start + 3 : start + 5], "big")
+        if self._opener is None:
+            self._check_plaintext_header(bytes(buf[start : start + 5]))
+        elif length > MAX_FRAGMENT + 2048:
+            # RFC 5246 6.2.3: a protected record is at most 2^14 + 2048 bytes; the opener checks
+            # the rest, but this catches an oversized one before its body arrives.
+            raise TLSAlert(AlertDescription.record_overflow, "record too long")
+        return 5 + length
 
     def may_read_past(self, content_type: int) -> bool:
         """Whether the bytes after a record of this (outer) type may be taken before it is
@@ -236,20 +237,20 @@ class Connection:
 
     def seal_application_data(self, data, out: bytearray, at: int) -> int:
         """Seals `data` (a bytes-like object) as application data records into `out` from
-        offset `at`, which must have room for sealed_len(len(data)) bytes; returns the end."""
-        self._check_writable()
+        offset `at`, which must have room for sealed_len(len(data)) bytes; returns the end.
+        The caller has made sure with check_writable that the connection may write."""
         return self._sealer.seal_into(ContentType.application_data, data, out, at)
 
     def sealed_len(self, length: int) -> int:
-        self._check_writable()
         return self._sealer.sealed_len(length)
 
     def send_application_data(self, data) -> None:
         """Queues `data` as application data records for data_to_send."""
-        self._check_writable()
+        self.check_writable()
         self._out.append((ContentType.application_data, bytes(data)))
 
-    def _check_writable(self) -> None:
+    def check_writable(self) -> None:
+        """RuntimeError unless application data may be written now."""
         if not self.handshake_complete or self._sealer is None:
             raise RuntimeError("the handshake is not complete")
         if self.close_sent or self.failed is not None:
@@ -288,14 +289,8 @@ class Connection:
         self.failed = alert
         raise alert
 
-    def _check_header(self, header: bytes) -> None:
+    def _check_plaintext_header(self, header: bytes) -> None:
         content_type, version, length = struct.unpack_from("!BHH", header)
-        if self._opener is not None:
-            # RFC 5246 6.2.3: a protected record is at most 2^14 + 2048 bytes; the opener checks
-            # the rest, but this catches an oversized one before its body arrives.
-            if length > MAX_FRAGMENT + 2048:
-                raise TLSAlert(AlertDescription.record_overflow, "record too long")
-            return
         if version >> 8 != 3:
             # As OpenSSL's ssl3_get_record: first bytes that are not TLS at all (a plaintext
             # peer) end the connection without an alert, with HTTP named when it is HTTP.
