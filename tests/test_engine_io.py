@@ -22,6 +22,7 @@ counters (FIONREAD, TIOCOUTQ), never guessed with a sleep.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import fcntl
@@ -29,6 +30,7 @@ import os
 import random
 import select
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -777,13 +779,16 @@ def _stream_plan(seed: int):
     return writes, reads
 
 
+@pytest.mark.parametrize("timeout", [IO_TIMEOUT, None], ids=["timeout", "blocking"])
 @pytest.mark.parametrize("impl", IMPLS)
-def test_random_write_and_read_sizes_keep_the_stream_whole(impl, pki, sockets, background):
+def test_random_write_and_read_sizes_keep_the_stream_whole(impl, timeout, pki, sockets, background):
     """A stdlib server writes records of mixed sizes; the client under test reads with mixed
-    sizes through recv and recv_into: every byte arrives once, in order."""
+    sizes through recv and recv_into, on a socket with a timeout and on a blocking one (where
+    ferrotls' hot path waits in recv itself): every byte arrives once, in order."""
     writes, reads = _stream_plan(STREAM_SEED)
     payload = random.Random(STREAM_SEED).randbytes(sum(writes))
     client_sock, server_sock = sockets.pair()
+    client_sock.settimeout(timeout)
 
     def serve():
         with hang_up_on_error(server_sock):
@@ -844,3 +849,139 @@ def test_random_write_and_read_sizes_over_memory_bios(impl, pki):
             c_in.write(wire[fed : fed + piece])
             fed += piece
     assert received == payload
+
+
+# --------------------------------------------------------------------------------------------
+# 6. The hot path: application data read without Python code, everything else as before
+# --------------------------------------------------------------------------------------------
+
+
+def _reason(fn, *args):
+    """The SSLError's reason (or "ok") of fn(*args)."""
+    try:
+        fn(*args)
+        return "ok"
+    except ssl.SSLError as e:
+        return e.reason
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_tampered_application_data_record_fails_with_bad_record_mac(impl, pki, sockets, background):
+    """After a good record, the stdlib server's next application data record has a bit
+    flipped: recv raises SSLError DECRYPTION_FAILED_OR_BAD_RECORD_MAC, the server gets a
+    bad_record_mac alert, and the next read ends at once."""
+    client_sock, server_sock = sockets.pair()
+
+    def serve():
+        with hang_up_on_error(server_sock):
+            peer = BIOPeer(server_ctx("stdlib", pki), server_sock, server_side=True)
+            peer.handshake()
+            peer.obj.write(b"a good record")
+            peer.flush()
+            peer.obj.write(b"a record that will not survive the trip")
+            record = bytearray(peer.outgoing.read())
+            record[len(record) // 2] ^= 0x10
+            server_sock.sendall(record)
+            return _reason(peer.call, peer.obj.read, 100)
+
+    future = background(serve)
+    tls = sockets.track(client_ctx(impl, pki).wrap_socket(client_sock, server_hostname="localhost"))
+    tls.settimeout(None)  # ferrotls' hot path then waits for both records itself
+    if impl == "ferrotls":
+        slow_reads = []
+        engine = tls._sslobj
+        engine._read = lambda *args: slow_reads.append(args) or type(engine)._read(engine, *args)
+    assert tls.recv(1024) == b"a good record"
+    assert _reason(tls.recv, 1024) == "DECRYPTION_FAILED_OR_BAD_RECORD_MAC"
+    if impl == "ferrotls":
+        assert not slow_reads, "the records did not go through the hot path"
+    assert future.result(IO_TIMEOUT) in ("SSLV3_ALERT_BAD_RECORD_MAC", "TLSV1_ALERT_BAD_RECORD_MAC")
+    # OpenSSL reads nothing more after a fatal alert: the next read ends at once, as at EOF.
+    assert outcome(tls.recv, 1024) == ("ok", b"")
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_blocking_recv_interrupted_by_a_signal(impl, pki, sockets, background):
+    """A blocking recv() waiting for data: a signal handler that raises ends it with that
+    exception, a handler that returns lets it go on waiting (PEP 475), and nothing of the
+    stream is lost either way."""
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("needs setitimer")
+    client_sock, server_sock = sockets.pair()
+    go_on = threading.Event()
+
+    def serve():
+        with hang_up_on_error(server_sock):
+            tls = server_ctx("stdlib", pki).wrap_socket(server_sock, server_side=True)
+            go_on.wait(IO_TIMEOUT)
+            tls.sendall(b"after the first signal")
+            go_on.clear()
+            go_on.wait(IO_TIMEOUT)
+            time.sleep(0.3)  # the second signal comes while the client waits
+            tls.sendall(b"after the second signal")
+            return tls.recv(1)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    future = background(serve)
+    tls = sockets.track(client_ctx(impl, pki).wrap_socket(client_sock, server_hostname="localhost"))
+    tls.settimeout(None)
+    calls = []
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(Interrupted):
+            tls.recv(1024)
+        go_on.set()
+        assert tls.recv(1024) == b"after the first signal"
+        signal.signal(signal.SIGALRM, lambda *args: calls.append(args))
+        go_on.set()
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        assert tls.recv(1024) == b"after the second signal"
+        assert calls, "the handler did not run"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    tls.sendall(b"!")
+    assert future.result(IO_TIMEOUT) == b"!"
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_recv_into_every_kind_of_buffer(impl, pki, sockets, background):
+    """recv_into into a bytearray, a memoryview slice, an array of ints and with nbytes 0
+    (the whole buffer) or larger than the buffer: the same counts and bytes as the stdlib."""
+    payload = random.Random(STREAM_SEED + 2).randbytes(200_000)
+    client_sock, server_sock = sockets.pair()
+
+    def serve():
+        with hang_up_on_error(server_sock):
+            tls = server_ctx("stdlib", pki).wrap_socket(server_sock, server_side=True)
+            tls.sendall(payload)
+            return tls.recv(1)
+
+    future = background(serve)
+    tls = sockets.track(client_ctx(impl, pki).wrap_socket(client_sock, server_hostname="localhost"))
+    received = bytearray()
+    backing = bytearray(30_000)
+    ints = array.array("i", bytes(4000))
+    targets = [
+        (bytearray(5000), 0),
+        (memoryview(backing)[1000:9000], 3000),
+        (ints, 0),
+        (bytearray(100), 1 << 20),
+        (memoryview(backing)[:20000], 20000),
+    ]
+    while len(received) < len(payload):
+        for target, nbytes in targets:
+            count = tls.recv_into(target, nbytes)
+            assert 0 < count <= (min(nbytes, memoryview(target).nbytes) if nbytes else memoryview(target).nbytes)
+            received += memoryview(target).cast("B")[:count]
+            if len(received) == len(payload):
+                break
+    assert received == payload
+    tls.sendall(b"!")
+    assert future.result(IO_TIMEOUT) == b"!"

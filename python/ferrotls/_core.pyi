@@ -1,6 +1,6 @@
 """Type stubs of ferrotls._core, the Rust crypto core (rust/src)."""
 
-from typing import List, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -73,6 +73,23 @@ class RecordOpener:
         application data merged, then the record of another type that ended the batch."""
     @property
     def sequence_number(self) -> int: ...
+
+class EngineBase:
+    """The base of ferrotls.engine.Engine: its buffer positions, its read lock and `read`, which
+    serves application data without Python code once armed and calls the subclass's `_read`
+    (and `_open_failed` when a record does not open) for everything else."""
+
+    _rbuf: bytearray
+    _plain: int
+    _plain_end: int
+    _partial: int
+    _ahead: int
+    _wstart: int
+    _wend: int
+    @property
+    def _read_lock(self) -> Any: ...
+    def _arm(self, socket_ref: Optional[Callable[[], Any]], opener: Optional[RecordOpener]) -> None: ...
+    def read(self, n: int = 1024, buffer: Any = None) -> Union[bytes, int]: ...
 
 def tls12_prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
     """P_hash of RFC 5246 section 5; hash_name "sha256" or "sha384"."""

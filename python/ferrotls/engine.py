@@ -28,7 +28,7 @@ import ssl
 import threading
 from typing import Optional
 
-from . import sslerrors
+from . import _core, sslerrors
 from .protocol import Connection, PeerAlert, TLSAlert
 from .transport import MAX_RECORD, SocketTransport
 
@@ -53,28 +53,24 @@ class TLSError(Exception):
         self.sent = sent
 
 
-class Engine:
+class Engine(_core.EngineBase):
     """A protocol Connection over a transport. Subclasses say how failures are reported
-    (`_protocol_error`, `_eof_error`) and how the connection starts (`_start`)."""
+    (`_protocol_error`, `_eof_error`) and how the connection starts (`_start`).
+
+    The base, in _core, holds the buffer positions (_rbuf, _plain, _plain_end, _partial,
+    _ahead, _wstart, _wend), the read lock, and `read`: the hot path, which serves application
+    data without Python code once `_arm_fast_read` allows it and calls `_read` for the rest."""
 
     def __init__(self, transport, conn: Optional[Connection] = None):
         self._transport = transport
         self.conn = conn
         self._started = False
-        # Records come in and are opened in place here; the plaintext not yet read is
-        # _rbuf[_plain:_plain_end], a record still arriving is _rbuf[_ahead:_ahead + _partial].
-        self._rbuf = bytearray()
-        self._plain = self._plain_end = 0
-        self._partial = 0
-        self._ahead = 0  # where the partial record is while it waits behind plaintext (else 0)
         self._single_reads = 0  # large reads still to take a record each (see BATCH_WORTH)
         # Sealed records not yet sent: _wbuf[_wstart:_wend]. _written: how much of the write()
         # in progress is sealed (it resumes there when retried after "want write").
         self._wbuf = bytearray()
-        self._wstart = self._wend = 0
         self._written = 0
         self._tcp_eof = False
-        self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
 
     # What subclasses say.
@@ -87,6 +83,10 @@ class Engine:
 
     def _eof_error(self) -> Exception:
         raise NotImplementedError
+
+    def _failed_error(self) -> Exception:
+        """What a read raises once the connection has failed."""
+        return self._protocol_error(self.conn.failed)
 
     def _tolerate_eof(self) -> bool:
         """Whether a TCP EOF without close_notify after the handshake is the end of the data."""
@@ -118,6 +118,7 @@ class Engine:
                     break
                 self._receive(0, "handshake")
             self._handshake_done()
+            self._arm_fast_read()
 
     # Reading.
 
@@ -125,6 +126,8 @@ class Engine:
         """Takes from the transport what the operation needs and processes it, once: a batch
         of whole records for a large read, else more of the record at the front of the
         buffer. Read lock held; called only when no plaintext is waiting."""
+        if self.conn.failed is not None:
+            raise self._failed_error()
         try:
             if self._ahead:
                 # The next record's header came with the last record: to the front.
@@ -200,9 +203,10 @@ class Engine:
             grown[: self._partial] = self._rbuf[: self._partial]
             self._rbuf = grown
 
-    def read(self, n: int = 1024, buffer=None):
-        """Up to n bytes of application data (into `buffer` if given: returns the count);
-        b"" (0) once the peer's data has ended."""
+    def _read(self, n: int = 1024, buffer=None):
+        """read() (in the base) where its hot path does not serve: up to n bytes of
+        application data (into `buffer` if given: returns the count); b"" (0) once the peer's
+        data has ended."""
         if self.conn is None or not self.conn.handshake_complete:
             self.do_handshake()
         if buffer is not None:
@@ -211,21 +215,44 @@ class Engine:
         elif n <= 0:
             return b""
         with self._read_lock:
-            if self._wstart != self._wend or self.conn.has_output:
+            try:
+                if self._wstart != self._wend or self.conn.has_output:
+                    self._push_quietly()
+                while self._plain == self._plain_end:
+                    if self.eof:
+                        return self._read_at_eof(buffer)
+                    self._receive(n, "read")
+                    if self.conn.has_output:
+                        self._push_quietly()  # an alert the records called for
+                start = self._plain
+                count = min(n, self._plain_end - start)
+                self._plain = start + count
+                if buffer is None:
+                    return bytes(memoryview(self._rbuf)[start : start + count])
+                target[:count] = memoryview(self._rbuf)[start : start + count]
+                return count
+            finally:
+                self._arm_fast_read()
+
+    def _arm_fast_read(self) -> None:
+        """Lets read() take application data records straight from the socket while the
+        connection says nothing else can come; otherwise every read runs in _read. Read lock
+        held."""
+        if self._transport.is_bio:
+            return
+        opener = None if self._tcp_eof else self.conn.fast_opener()
+        self._arm(self._transport.sock_ref if opener is not None else None, opener)
+
+    def _open_failed(self, error: _core.RecordError) -> None:
+        """read()'s hot path could not open a record: the connection fails as in _read."""
+        with self._read_lock:
+            try:
+                self.conn.record_failed(error)
+            except (TLSAlert, PeerAlert) as e:
                 self._push_quietly()
-            while self._plain == self._plain_end:
-                if self.eof:
-                    return self._read_at_eof(buffer)
-                self._receive(n, "read")
-                if self.conn.has_output:
-                    self._push_quietly()  # an alert the records called for
-            start = self._plain
-            count = min(n, self._plain_end - start)
-            self._plain = start + count
-            if buffer is None:
-                return bytes(memoryview(self._rbuf)[start : start + count])
-            target[:count] = memoryview(self._rbuf)[start : start + count]
-            return count
+                raise self._protocol_error(e) from None
+            finally:
+                self._arm_fast_read()
 
     def _read_at_eof(self, buffer):
         return 0 if buffer is not None else b""
@@ -312,6 +339,7 @@ class Engine:
         if self.conn is None or self.conn.failed is not None:
             return
         with self._read_lock:
+            self._arm(None, None)  # nothing after the peer's close_notify may be taken
             with self._write_lock:
                 self.conn.close()
                 self._take_output()

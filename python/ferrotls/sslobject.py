@@ -110,6 +110,12 @@ class SSLEngine(Engine):
     def _eof_error(self) -> Exception:
         return sslerrors.eof_error()
 
+    def _failed_error(self) -> Exception:
+        # OpenSSL takes nothing more from the peer after a fatal alert: a read ends at once as
+        # at an EOF in violation of protocol, which SSLSocket turns into b"" unless
+        # suppress_ragged_eofs is off.
+        return sslerrors.eof_error()
+
     def _tolerate_eof(self) -> bool:
         return bool(self._context.options & ssl.OP_IGNORE_UNEXPECTED_EOF)
 

@@ -23,7 +23,7 @@ class SocketTransport:
     is_bio = False
 
     def __init__(self, sock: socket.socket):
-        self._sock = weakref.ref(sock)
+        self.sock_ref = weakref.ref(sock)
         # Linux discards TCP data with MSG_TRUNC without copying it; elsewhere, and on other
         # socket types, discarded bytes are read into a scratch buffer.
         self._truncates = (sys.platform == "linux" and sock.type == socket.SOCK_STREAM
@@ -34,7 +34,7 @@ class SocketTransport:
 
     @property
     def sock(self) -> socket.socket:
-        sock = self._sock()
+        sock = self.sock_ref()
         if sock is None:
             raise ValueError("the socket is gone")
         return sock

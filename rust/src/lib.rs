@@ -3,6 +3,7 @@
 mod buffer;
 mod cbc;
 mod ct;
+mod engine;
 mod ffi;
 mod kdf;
 mod kx;
@@ -23,6 +24,7 @@ fn random_bytes(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyBytes>> {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<engine::EngineBase>()?;
     m.add_class::<record::RecordSealer>()?;
     m.add_class::<record::RecordOpener>()?;
     m.add("RecordError", m.py().get_type::<record::RecordError>())?;

@@ -15,10 +15,10 @@ use std::ops::Range;
 /// legacy_record_version of every protected record, TLS 1.2 and 1.3 alike.
 pub const RECORD_VERSION: u16 = 0x0303;
 pub const MAX_FRAGMENT: usize = 1 << 14;
-const HEADER_LEN: usize = 5;
+pub const HEADER_LEN: usize = 5;
 const TAG_LEN: usize = 16;
 const CHANGE_CIPHER_SPEC: u8 = 20;
-const APPLICATION_DATA: u8 = 23;
+pub const APPLICATION_DATA: u8 = 23;
 
 create_exception!(
     _core,
@@ -272,6 +272,12 @@ impl RecordCipher {
 
     /// Opens the record at the start of `buf` in place: `None` if it is incomplete, else its
     /// content type, its length and where its plaintext now is.
+    /// The longest protected record body: RFC 5246 6.2.3, 2^14 + 2048 bytes; RFC 8446 5.2,
+    /// 2^14 + 256.
+    pub fn max_record_length(&self) -> usize {
+        MAX_FRAGMENT + if self.tls13 { 256 } else { 2048 }
+    }
+
     fn open_record(&mut self, buf: &mut [u8], scratch: &mut Vec<u8>) -> Result<Option<(u8, (usize, Range<usize>))>, Error> {
         let outer_type = buf[0];
         let version = u16::from_be_bytes([buf[1], buf[2]]);
@@ -279,9 +285,7 @@ impl RecordCipher {
         if version != RECORD_VERSION {
             return Err(Error::ProtocolVersion);
         }
-        // RFC 5246 6.2.3: at most 2^14 + 2048 bytes; RFC 8446 5.2: at most 2^14 + 256.
-        let max_length = MAX_FRAGMENT + if self.tls13 { 256 } else { 2048 };
-        if length > max_length {
+        if length > self.max_record_length() {
             return Err(Error::RecordOverflow);
         }
         if buf.len() < HEADER_LEN + length {
@@ -443,6 +447,13 @@ pub struct RecordOpener {
     /// Reused by the CBC suites and by `open`.
     scratch: Vec<u8>,
     copy: Vec<u8>,
+}
+
+impl RecordOpener {
+    /// The cipher and its scratch space, for a reader that opens records itself.
+    pub fn parts(&mut self) -> (&mut RecordCipher, &mut Vec<u8>) {
+        (&mut self.cipher, &mut self.scratch)
+    }
 }
 
 #[pymethods]

@@ -217,6 +217,23 @@ class Connection:
             raise TLSAlert(AlertDescription.record_overflow, "record too long")
         return 5 + length
 
+    def fast_opener(self) -> Optional[_core.RecordOpener]:
+        """The opener for a reader that opens application data records itself, while nothing
+        else can come: TLS 1.2 (a record's type is in its header) after the handshake, with no
+        handshake message half received, neither closed by the peer nor failed. Records of
+        other types must still come here."""
+        if not self.handshake_complete or self.failed is not None or self.peer_closed or self._hs_in:
+            return None
+        return self._opener
+
+    def record_failed(self, error: _core.RecordError) -> None:
+        """Such a reader could not open a record: fails as receive_records would (raises)."""
+
+        def reraise() -> None:
+            raise error
+
+        self._guard(reraise)
+
     def may_read_past(self, content_type: int) -> bool:
         """Whether the bytes after a record of this (outer) type may be taken before it is
         opened: not after an alert, since nothing after close_notify belongs to TLS."""
