@@ -447,6 +447,26 @@ def test_nonblocking_send_raises_want_write_then_retry_sends_everything(impl, pk
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+def test_nonblocking_sends_of_16k_until_want_write(impl, pki, sockets, background):
+    """Non-blocking send() of distinct 16 KiB pieces to a peer that does not read: each returns
+    16384 until one raises SSLWantWriteError; that piece retried (the peer reading in between)
+    returns 16384, and the peer gets every piece once, in order."""
+    tls, peer = _nonblocking_pair(impl, pki, sockets, background)
+    pieces = [os.urandom(16384) for _ in range(200)]
+    received = bytearray()
+    wants = 0
+    for piece in pieces:
+        result = outcome(tls.send, piece)
+        if result != ("ok", 16384):
+            assert result == "SSLWantWriteError", f"send(16 KiB) gave {result!r}"
+            wants += 1
+            assert _send_until_done(tls, peer, piece, received) == 16384
+    assert wants, "the socket never filled up"
+    _drain(peer, tls, received)
+    assert received == b"".join(pieces)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 def test_recv_after_want_write_does_not_complete_the_write(impl, pki, sockets, background):
     """After SSLWantWriteError the stdlib's recv() raises SSLWantReadError (no reply yet) and
     does not finish the write: the peer, which answers only once it has everything, stays short

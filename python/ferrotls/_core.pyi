@@ -5,6 +5,7 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 Buffer = Union[bytes, bytearray, memoryview]
 
 MAX_FRAGMENT: int
+WRITE_PIECE: int
 
 class RecordError(ValueError):
     """A record could not be sealed or opened; args[0] names the TLS alert to send
@@ -75,21 +76,29 @@ class RecordOpener:
     def sequence_number(self) -> int: ...
 
 class EngineBase:
-    """The base of ferrotls.engine.Engine: its buffer positions, its read lock and `read`, which
-    serves application data without Python code once armed and calls the subclass's `_read`
-    (and `_open_failed` when a record does not open) for everything else."""
+    """The base of ferrotls.engine.Engine: its buffers, their positions, its locks, and `read`
+    and `write`, which move application data without Python code while armed and call the
+    subclass's `_read` and `_write` (and `_open_failed` when a record does not open) for
+    everything else."""
 
     _rbuf: bytearray
     _plain: int
     _plain_end: int
     _partial: int
     _ahead: int
+    _single_reads: int
+    _wbuf: bytearray
     _wstart: int
     _wend: int
+    _written: int
     @property
     def _read_lock(self) -> Any: ...
-    def _arm(self, socket_ref: Optional[Callable[[], Any]], opener: Optional[RecordOpener]) -> None: ...
+    @property
+    def _write_lock(self) -> Any: ...
+    def _arm(self, socket_ref: Optional[Callable[[], Any]], opener: Optional[RecordOpener],
+             sealer: Optional[RecordSealer]) -> None: ...
     def read(self, n: int = 1024, buffer: Any = None) -> Union[bytes, int]: ...
+    def write(self, data: Buffer) -> int: ...
 
 def tls12_prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
     """P_hash of RFC 5246 section 5; hash_name "sha256" or "sha384"."""

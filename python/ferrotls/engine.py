@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 from typing import Optional
 
 from . import _core, sslerrors
@@ -41,7 +40,7 @@ MAX_READ = 1 << 20
 BATCH_WORTH = 1 << 16
 SINGLE_READS = 16
 # The plaintext sealed and sent at a time: bounds the write buffer.
-WRITE_PIECE = 1 << 18
+WRITE_PIECE = _core.WRITE_PIECE
 
 
 class TLSError(Exception):
@@ -57,21 +56,17 @@ class Engine(_core.EngineBase):
     """A protocol Connection over a transport. Subclasses say how failures are reported
     (`_protocol_error`, `_eof_error`) and how the connection starts (`_start`).
 
-    The base, in _core, holds the buffer positions (_rbuf, _plain, _plain_end, _partial,
-    _ahead, _wstart, _wend), the read lock, and `read`: the hot path, which serves application
-    data without Python code once `_arm_fast_read` allows it and calls `_read` for the rest."""
+    The base, in _core, holds the buffers and their positions (_rbuf, _plain, _plain_end,
+    _partial, _ahead, _single_reads; _wbuf, _wstart, _wend, _written), the two locks, and
+    `read` and `write`: the hot path, which moves application data without Python code while
+    `_arm_fast_paths` allows it and calls `_read` and `_write` for the rest. Whatever may change
+    what the connection allows (a slow read or write, a failure, a close) arms again."""
 
     def __init__(self, transport, conn: Optional[Connection] = None):
         self._transport = transport
         self.conn = conn
         self._started = False
-        self._single_reads = 0  # large reads still to take a record each (see BATCH_WORTH)
-        # Sealed records not yet sent: _wbuf[_wstart:_wend]. _written: how much of the write()
-        # in progress is sealed (it resumes there when retried after "want write").
-        self._wbuf = bytearray()
-        self._written = 0
         self._tcp_eof = False
-        self._write_lock = threading.Lock()
 
     # What subclasses say.
 
@@ -118,7 +113,7 @@ class Engine(_core.EngineBase):
                     break
                 self._receive(0, "handshake")
             self._handshake_done()
-            self._arm_fast_read()
+            self._arm_fast_paths()
 
     # Reading.
 
@@ -232,16 +227,16 @@ class Engine(_core.EngineBase):
                 target[:count] = memoryview(self._rbuf)[start : start + count]
                 return count
             finally:
-                self._arm_fast_read()
+                self._arm_fast_paths()
 
-    def _arm_fast_read(self) -> None:
+    def _arm_fast_paths(self) -> None:
         """Lets read() take application data records straight from the socket while the
-        connection says nothing else can come; otherwise every read runs in _read. Read lock
-        held."""
+        connection says nothing else can come, and write() send them while it says application
+        data may go and nothing waits to go first; otherwise they run in _read and _write."""
         if self._transport.is_bio:
             return
         opener = None if self._tcp_eof else self.conn.fast_opener()
-        self._arm(self._transport.sock_ref if opener is not None else None, opener)
+        self._arm(self._transport.sock_ref, opener, self.conn.fast_sealer())
 
     def _open_failed(self, error: _core.RecordError) -> None:
         """read()'s hot path could not open a record: the connection fails as in _read."""
@@ -252,15 +247,16 @@ class Engine(_core.EngineBase):
                 self._push_quietly()
                 raise self._protocol_error(e) from None
             finally:
-                self._arm_fast_read()
+                self._arm_fast_paths()
 
     def _read_at_eof(self, buffer):
         return 0 if buffer is not None else b""
 
     # Writing.
 
-    def write(self, data) -> int:
-        """Seals and sends all of `data`; returns its length."""
+    def _write(self, data) -> int:
+        """write() (in the base) where its hot path does not serve: seals and sends all of
+        `data`; returns its length."""
         if not self._started or not self.conn.handshake_complete:
             self.do_handshake()
         with self._write_lock, memoryview(data) as view, view.cast("B") as flat:
@@ -277,6 +273,7 @@ class Engine(_core.EngineBase):
                     self._written += len(piece)
                 self._send_output("write")
             self._written = 0
+            self._arm_fast_paths()
             return total
 
     def _check_writable(self) -> None:
@@ -322,6 +319,7 @@ class Engine(_core.EngineBase):
         if self.conn is None or (self._wstart == self._wend and not self.conn.has_output):
             return
         if not self._write_lock.acquire(blocking=False):
+            self._arm_fast_paths()  # the next write takes the slow path, which sends it first
             return
         try:
             self._take_output()
@@ -339,7 +337,7 @@ class Engine(_core.EngineBase):
         if self.conn is None or self.conn.failed is not None:
             return
         with self._read_lock:
-            self._arm(None, None)  # nothing after the peer's close_notify may be taken
+            self._arm(None, None, None)  # nothing after the peer's close_notify may be taken
             with self._write_lock:
                 self.conn.close()
                 self._take_output()
@@ -381,12 +379,14 @@ class SocketEngine(Engine):
         data = self.read(bufsize)
         if not data and self.conn.peer_closed and not self.conn.close_sent:
             self.conn.close()
+            self._arm_fast_paths()
             self._push_quietly()
         return data
 
     def close(self, wait_for_peer: bool = False, timeout: Optional[float] = 2.0) -> None:
         """Sends close_notify; optionally waits for the peer's."""
         self.conn.close()
+        self._arm_fast_paths()
         try:
             self._flush("write")
         except OSError:

@@ -1,27 +1,34 @@
-//! The base of the engine (python/ferrotls/engine.py): the positions in its buffers, and the
-//! engine's hot path. Once only application data can come (the connection says so by handing
-//! over its opener), `read` takes records straight from the socket and opens them in place
-//! with the GIL released, without a Python frame: an 8 KiB read costs about what the stdlib's
-//! does. Anything else (a record of another type, a socket that is not ready, the end of the
-//! stream, a read larger than a record with nothing waiting, output waiting to be sent) goes to
-//! the Python engine's `_read`, which finds the same state and does what the stdlib would.
+//! The base of the engine (python/ferrotls/engine.py): its buffers and locks, and its hot
+//! path. While only application data can come (the connection says so by handing over its
+//! opener), `read` takes records straight from the socket and opens them in place; while
+//! application data may be written (it hands over its sealer), `write` seals a write of up to
+//! WRITE_PIECE bytes into the write buffer and sends it. Both run with the GIL released and
+//! without a Python frame, so a call costs about what the stdlib's does. Anything else (a
+//! record of another type, a socket that is not ready or would block, the end of the stream,
+//! a large read while records arrive in bulk, output waiting, a signal) goes to the Python
+//! engine's `_read` or `_write`, which finds the same state and does what the stdlib would.
 
 use crate::buffer::Borrowed;
-use crate::record::{RecordCipher, RecordOpener, APPLICATION_DATA, HEADER_LEN, MAX_FRAGMENT, RECORD_VERSION};
+use crate::record::{RecordCipher, RecordOpener, RecordSealer, APPLICATION_DATA, HEADER_LEN, MAX_FRAGMENT, RECORD_VERSION};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyTuple};
 
-/// Where the hot path takes records from: the socket (a weak reference to it) and the opener.
-struct Armed {
+/// The most plaintext sealed and sent at a time: bounds the write buffer.
+pub const WRITE_PIECE: usize = 1 << 18;
+
+/// Where a hot path takes records from or sends them to: the socket (a weak reference to it),
+/// and the opener or the sealer.
+struct Armed<T: pyo3::PyClass> {
     socket: Py<PyAny>,
-    opener: Py<RecordOpener>,
+    protection: Py<T>,
 }
 
 /// The engine's state that the hot path shares with the Python engine: records arrive and are
 /// opened in `_rbuf`; the plaintext not yet read is `_rbuf[_plain:_plain_end]`; the start of a
-/// record still arriving is `_rbuf[_ahead:_ahead + _partial]`; sealed records not yet sent are
-/// the Python engine's `_wbuf[_wstart:_wend]`.
+/// record still arriving is `_rbuf[_ahead:_ahead + _partial]`; `_single_reads` large reads are
+/// still to take a record each; sealed records not yet sent are `_wbuf[_wstart:_wend]`;
+/// `_written` bytes of the write in progress are sealed (a retry resumes there).
 #[pyclass(subclass, module = "ferrotls._core")]
 pub struct EngineBase {
     #[pyo3(get, set, name = "_rbuf")]
@@ -34,14 +41,23 @@ pub struct EngineBase {
     partial: usize,
     #[pyo3(get, set, name = "_ahead")]
     ahead: usize,
+    #[pyo3(get, set, name = "_single_reads")]
+    single_reads: usize,
+    #[pyo3(get, set, name = "_wbuf")]
+    wbuf: Py<PyByteArray>,
     #[pyo3(get, set, name = "_wstart")]
     wstart: usize,
     #[pyo3(get, set, name = "_wend")]
     wend: usize,
-    /// Serialises readers (threading.Lock): the hot path only tries it.
+    #[pyo3(get, set, name = "_written")]
+    written: usize,
+    /// Serialise readers and writers (threading.Lock each): the hot path only tries them.
     #[pyo3(get, name = "_read_lock")]
     read_lock: Py<PyAny>,
-    armed: Option<Armed>,
+    #[pyo3(get, name = "_write_lock")]
+    write_lock: Py<PyAny>,
+    reader: Option<Armed<RecordOpener>>,
+    writer: Option<Armed<RecordSealer>>,
 }
 
 /// What taking a record from the socket came to.
@@ -59,24 +75,41 @@ impl EngineBase {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(py: Python<'_>, _args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let lock = py.import("threading")?.getattr("Lock")?;
         Ok(EngineBase {
             rbuf: PyByteArray::new(py, &[]).unbind(),
             plain: 0,
             plain_end: 0,
             partial: 0,
             ahead: 0,
+            single_reads: 0,
+            wbuf: PyByteArray::new(py, &[]).unbind(),
             wstart: 0,
             wend: 0,
-            read_lock: py.import("threading")?.getattr("Lock")?.call0()?.unbind(),
-            armed: None,
+            written: 0,
+            read_lock: lock.call0()?.unbind(),
+            write_lock: lock.call0()?.unbind(),
+            reader: None,
+            writer: None,
         })
     }
 
     /// Lets `read` take application data records itself from `socket_ref()` (a weak reference
-    /// to the socket) with `opener`; `_arm(None, None)` stops it. The caller holds the read lock.
-    #[pyo3(signature = (socket_ref, opener))]
-    fn _arm(&mut self, socket_ref: Option<Py<PyAny>>, opener: Option<Py<RecordOpener>>) {
-        self.armed = socket_ref.zip(opener).map(|(socket, opener)| Armed { socket, opener });
+    /// to the socket) with `opener`, and `write` send them with `sealer`; None stops either.
+    #[pyo3(signature = (socket_ref, opener, sealer))]
+    fn _arm(&mut self, py: Python<'_>, socket_ref: Option<Py<PyAny>>, opener: Option<Py<RecordOpener>>, sealer: Option<Py<RecordSealer>>) {
+        let socket = || socket_ref.as_ref().map(|socket| socket.clone_ref(py));
+        self.reader = socket().zip(opener).map(|(socket, protection)| Armed { socket, protection });
+        self.writer = socket().zip(sealer).map(|(socket, protection)| Armed { socket, protection });
+    }
+
+    /// Seals and sends all of `data`, returning its length (the Python engine's `_write` when
+    /// the hot path cannot).
+    fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        if let Some(result) = fast_write(slf, data)? {
+            return Ok(result);
+        }
+        Ok(slf.call_method1(intern!(slf.py(), "_write"), (data,))?.unbind())
     }
 
     /// Up to n bytes of application data (into `buffer` if given: returns the count); the
@@ -95,8 +128,8 @@ fn fast_read(slf: &Bound<'_, EngineBase>, n: isize, buffer: Option<&Bound<'_, Py
     let py = slf.py();
     let (socket, opener, lock) = {
         let this = slf.borrow();
-        match &this.armed {
-            Some(armed) if this.wstart == this.wend => (armed.socket.clone_ref(py), armed.opener.clone_ref(py), this.read_lock.clone_ref(py)),
+        match &this.reader {
+            Some(armed) if this.wstart == this.wend => (armed.socket.clone_ref(py), armed.protection.clone_ref(py), this.read_lock.clone_ref(py)),
             _ => return Ok(None),
         }
     };
@@ -158,7 +191,13 @@ fn locked_read(
             }
         }
         if n > MAX_FRAGMENT {
-            return Ok(Ok(None)); // a large read takes many records at once, in the Python engine
+            // While records arrive in bulk a large read takes many at once, in the Python
+            // engine; while they trickle in, it takes one (see engine.BATCH_WORTH).
+            let mut this = slf.borrow_mut();
+            if this.single_reads == 0 {
+                return Ok(Ok(None));
+            }
+            this.single_reads -= 1;
         }
         match receive_record(slf, socket, opener)? {
             Received::Plaintext => continue,
@@ -172,14 +211,9 @@ fn locked_read(
 /// it, as the Python engine does) and opens it, with the GIL released.
 fn receive_record(slf: &Bound<'_, EngineBase>, socket: &Py<PyAny>, opener: &Py<RecordOpener>) -> PyResult<Received> {
     let py = slf.py();
-    let sock = socket.bind(py).call0()?;
-    if sock.is_none() {
+    let Some(fd) = descriptor(socket.bind(py))? else {
         return Ok(Received::Elsewhere);
-    }
-    let fd: i32 = sock.call_method0(intern!(py, "fileno"))?.extract()?;
-    if fd < 0 {
-        return Ok(Received::Elsewhere);
-    }
+    };
     let (rbuf, mut partial, ahead) = {
         let this = slf.borrow();
         (this.rbuf.clone_ref(py), this.partial, this.ahead)
@@ -211,6 +245,16 @@ fn receive_record(slf: &Bound<'_, EngineBase>, socket: &Py<PyAny>, opener: &Py<R
             Received::Failed(error)
         }
     })
+}
+
+/// The socket's descriptor, or None if the socket is gone, closed or detached.
+fn descriptor(socket_ref: &Bound<'_, PyAny>) -> PyResult<Option<i32>> {
+    let socket = socket_ref.call0()?;
+    if socket.is_none() {
+        return Ok(None);
+    }
+    let fd: i32 = socket.call_method0(intern!(socket_ref.py(), "fileno"))?.extract()?;
+    Ok((fd >= 0).then_some(fd))
 }
 
 enum Taken {
@@ -264,5 +308,92 @@ fn recv(fd: i32, room: &mut [u8]) -> Option<usize> {
 /// Elsewhere the Python engine reads the socket.
 #[cfg(not(unix))]
 fn recv(_fd: i32, _room: &mut [u8]) -> Option<usize> {
+    None
+}
+
+/// `write` without Python code, or None where the Python engine must take over (having been
+/// left what is sealed and not yet sent).
+fn fast_write(slf: &Bound<'_, EngineBase>, data: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    let py = slf.py();
+    let (socket, sealer, lock) = {
+        let this = slf.borrow();
+        match &this.writer {
+            Some(armed) if this.wstart == this.wend && this.written == 0 => {
+                (armed.socket.clone_ref(py), armed.protection.clone_ref(py), this.write_lock.clone_ref(py))
+            }
+            _ => return Ok(None),
+        }
+    };
+    let Ok(input) = Borrowed::readable(data) else {
+        return Ok(None); // the Python engine says what is wrong with it
+    };
+    let length = input.as_slice().len();
+    if length == 0 || length > WRITE_PIECE {
+        return Ok(None); // a large write goes in pieces, in the Python engine
+    }
+    let lock = lock.bind(py);
+    if !lock.call_method1(intern!(py, "acquire"), (false,))?.is_truthy()? {
+        return Ok(None);
+    }
+    let result = locked_write(slf, &socket, &sealer, &input);
+    lock.call_method0(intern!(py, "release"))?;
+    Ok(match result? {
+        true => Some(length.into_pyobject(py)?.into_any().unbind()),
+        false => None,
+    })
+}
+
+/// Seals `input` into the write buffer and sends it: true if all went, false if the Python
+/// engine must go on (with the records sealed and `_written` set when they were).
+fn locked_write(slf: &Bound<'_, EngineBase>, socket: &Py<PyAny>, sealer: &Py<RecordSealer>, input: &Borrowed) -> PyResult<bool> {
+    let py = slf.py();
+    let Some(fd) = descriptor(socket.bind(py))? else {
+        return Ok(false);
+    };
+    let mut sealer = sealer.bind(py).borrow_mut();
+    let cipher = sealer.cipher();
+    let data = input.as_slice();
+    let Ok(size) = cipher.sealed_len(data.len(), MAX_FRAGMENT) else {
+        return Ok(false);
+    };
+    let wbuf = slf.borrow().wbuf.clone_ref(py);
+    let mut buffer = Borrowed::writable(wbuf.bind(py))?;
+    let Some(out) = buffer.as_mut_slice().get_mut(..size) else {
+        return Ok(false); // the Python engine grows the buffer
+    };
+    let sent = py.detach(|| {
+        cipher.seal_into(APPLICATION_DATA, data, MAX_FRAGMENT, out);
+        send_all(fd, out)
+    });
+    let mut this = slf.borrow_mut();
+    if sent == size {
+        return Ok(true);
+    }
+    (this.wstart, this.wend, this.written) = (sent, size, data.len());
+    Ok(false)
+}
+
+/// Sends as much of `out` as the socket takes without waiting (or, on a blocking socket, all
+/// of it unless a signal or an error comes): the count sent.
+fn send_all(fd: i32, out: &[u8]) -> usize {
+    let mut sent = 0;
+    while sent < out.len() {
+        match send(fd, &out[sent..]) {
+            Some(count) => sent += count,
+            None => break,
+        }
+    }
+    sent
+}
+
+#[cfg(unix)]
+fn send(fd: i32, data: &[u8]) -> Option<usize> {
+    // SAFETY: `data` is readable memory of the given length.
+    let count = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), 0) };
+    (count > 0).then_some(count as usize)
+}
+
+#[cfg(not(unix))]
+fn send(_fd: i32, _data: &[u8]) -> Option<usize> {
     None
 }

@@ -29,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<record::RecordOpener>()?;
     m.add("RecordError", m.py().get_type::<record::RecordError>())?;
     m.add("MAX_FRAGMENT", record::MAX_FRAGMENT)?;
+    m.add("WRITE_PIECE", engine::WRITE_PIECE)?;
     m.add_function(wrap_pyfunction!(kdf::tls12_prf, m)?)?;
     m.add_function(wrap_pyfunction!(kdf::py_master_secret, m)?)?;
     m.add_function(wrap_pyfunction!(kdf::py_extended_master_secret, m)?)?;

@@ -388,6 +388,13 @@ fn check_fragment(max_fragment: usize) -> PyResult<()> {
 #[pyclass(module = "ferrotls._core")]
 pub struct RecordSealer(RecordCipher);
 
+impl RecordSealer {
+    /// The cipher, for a writer that seals records itself.
+    pub fn cipher(&mut self) -> &mut RecordCipher {
+        &mut self.0
+    }
+}
+
 #[pymethods]
 impl RecordSealer {
     #[new]

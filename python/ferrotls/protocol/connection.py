@@ -226,6 +226,13 @@ class Connection:
             return None
         return self._opener
 
+    def fast_sealer(self) -> Optional[_core.RecordSealer]:
+        """The sealer for a writer that seals application data records itself, while
+        application data may be written (check_writable) and nothing queued must go first."""
+        if not self.handshake_complete or self.close_sent or self.failed is not None or self._out:
+            return None
+        return self._sealer
+
     def record_failed(self, error: _core.RecordError) -> None:
         """Such a reader could not open a record: fails as receive_records would (raises)."""
 
