@@ -13,6 +13,7 @@ use crate::record::{RecordCipher, RecordOpener, RecordSealer, APPLICATION_DATA, 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyTuple};
+use std::time::{Duration, Instant};
 
 /// The most plaintext sealed and sent at a time: bounds the write buffer.
 pub const WRITE_PIECE: usize = 1 << 18;
@@ -211,7 +212,7 @@ fn locked_read(
 /// it, as the Python engine does) and opens it, with the GIL released.
 fn receive_record(slf: &Bound<'_, EngineBase>, socket: &Py<PyAny>, opener: &Py<RecordOpener>) -> PyResult<Received> {
     let py = slf.py();
-    let Some(fd) = descriptor(socket.bind(py))? else {
+    let Some(socket) = Socket::of(socket.bind(py))? else {
         return Ok(Received::Elsewhere);
     };
     let (rbuf, mut partial, ahead) = {
@@ -225,7 +226,7 @@ fn receive_record(slf: &Bound<'_, EngineBase>, socket: &Py<PyAny>, opener: &Py<R
     }
     let mut opener = opener.bind(py).borrow_mut();
     let (cipher, scratch) = opener.parts();
-    let outcome = py.detach(|| take_record(fd, buf, &mut partial, cipher, scratch));
+    let outcome = py.detach(|| take_record(&socket, buf, &mut partial, cipher, scratch));
     let mut this = slf.borrow_mut();
     this.ahead = 0;
     this.partial = partial;
@@ -240,6 +241,7 @@ fn receive_record(slf: &Bound<'_, EngineBase>, socket: &Py<PyAny>, opener: &Py<R
             Received::Plaintext
         }
         Taken::NotHere => Received::Elsewhere,
+        Taken::TimedOut => return Err(timeout_error(py, "read")?),
         Taken::Failed(error) => {
             this.partial = 0;
             Received::Failed(error)
@@ -247,14 +249,72 @@ fn receive_record(slf: &Bound<'_, EngineBase>, socket: &Py<PyAny>, opener: &Py<R
     })
 }
 
-/// The socket's descriptor, or None if the socket is gone, closed or detached.
-fn descriptor(socket_ref: &Bound<'_, PyAny>) -> PyResult<Option<i32>> {
-    let socket = socket_ref.call0()?;
-    if socket.is_none() {
-        return Ok(None);
+/// The socket of an operation: its descriptor, and when it has a timeout the time by which
+/// the whole operation must be done (as in the stdlib, which bounds each SSL_read/SSL_write).
+struct Socket {
+    fd: i32,
+    /// None: a blocking socket. Some(None): a non-blocking one, which never waits.
+    deadline: Option<Option<Instant>>,
+}
+
+/// What a system call on the socket came to.
+enum Io {
+    Done(usize),
+    TimedOut,
+    /// EOF, "would block" on a non-blocking socket, a signal or an error: the Python engine's
+    /// own call tells which.
+    Elsewhere,
+}
+
+impl Socket {
+    /// The socket behind `socket_ref()`, or None if it is gone, closed or detached.
+    fn of(socket_ref: &Bound<'_, PyAny>) -> PyResult<Option<Socket>> {
+        let py = socket_ref.py();
+        let socket = socket_ref.call0()?;
+        if socket.is_none() {
+            return Ok(None);
+        }
+        let fd: i32 = socket.call_method0(intern!(py, "fileno"))?.extract()?;
+        let timeout: Option<f64> = socket.call_method0(intern!(py, "gettimeout"))?.extract()?;
+        let deadline = timeout.map(|t| (t > 0.0).then(|| Instant::now() + Duration::from_secs_f64(t)));
+        Ok((fd >= 0).then_some(Socket { fd, deadline }))
     }
-    let fd: i32 = socket.call_method0(intern!(socket_ref.py(), "fileno"))?.extract()?;
-    Ok((fd >= 0).then_some(fd))
+
+    fn recv(&self, room: &mut [u8]) -> Io {
+        self.call(sys::POLLIN, || sys::recv(self.fd, room))
+    }
+
+    fn send(&self, data: &[u8]) -> Io {
+        self.call(sys::POLLOUT, || sys::send(self.fd, data))
+    }
+
+    /// `io` until it does something; on a socket with a timeout, "would block" waits for
+    /// `events` until the deadline.
+    fn call(&self, events: i16, mut io: impl FnMut() -> sys::Outcome) -> Io {
+        loop {
+            match io() {
+                sys::Outcome::Done(count) => return Io::Done(count),
+                sys::Outcome::WouldBlock => {
+                    let Some(Some(deadline)) = self.deadline else {
+                        return Io::Elsewhere;
+                    };
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match sys::wait(self.fd, events, left) {
+                        sys::Waited::Ready => continue,
+                        sys::Waited::TimedOut => return Io::TimedOut,
+                        sys::Waited::Elsewhere => return Io::Elsewhere,
+                    }
+                }
+                sys::Outcome::Elsewhere => return Io::Elsewhere,
+            }
+        }
+    }
+}
+
+/// socket.timeout("The <operation> operation timed out"), as the stdlib raises it.
+fn timeout_error(py: Python<'_>, operation: &str) -> PyResult<PyErr> {
+    let error = py.import("socket")?.getattr("timeout")?.call1((format!("The {operation} operation timed out"),))?;
+    Ok(PyErr::from_value(error))
 }
 
 enum Taken {
@@ -263,12 +323,13 @@ enum Taken {
     /// Not an application data record, or the socket has nothing (EOF, would block, a signal,
     /// an error): the Python engine's socket call tells which.
     NotHere,
+    TimedOut,
     Failed(crate::record::Error),
 }
 
 /// Completes the record at the front of `buf`, of which `partial` bytes are there, with one
 /// recv a record (its end and the next header), and opens it if it is application data.
-fn take_record(fd: i32, buf: &mut [u8], partial: &mut usize, cipher: &mut RecordCipher, scratch: &mut Vec<u8>) -> Taken {
+fn take_record(socket: &Socket, buf: &mut [u8], partial: &mut usize, cipher: &mut RecordCipher, scratch: &mut Vec<u8>) -> Taken {
     loop {
         let size = if *partial >= HEADER_LEN {
             let length = u16::from_be_bytes([buf[3], buf[4]]) as usize;
@@ -290,25 +351,12 @@ fn take_record(fd: i32, buf: &mut [u8], partial: &mut usize, cipher: &mut Record
         if end > buf.len() {
             return Taken::NotHere; // the Python engine grows the buffer
         }
-        match recv(fd, &mut buf[*partial..end]) {
-            Some(got) => *partial += got,
-            None => return Taken::NotHere,
+        match socket.recv(&mut buf[*partial..end]) {
+            Io::Done(got) => *partial += got,
+            Io::TimedOut => return Taken::TimedOut,
+            Io::Elsewhere => return Taken::NotHere,
         }
     }
-}
-
-/// What recv put into `room`, or None for EOF, "would block", a signal or an error.
-#[cfg(unix)]
-fn recv(fd: i32, room: &mut [u8]) -> Option<usize> {
-    // SAFETY: `room` is writable memory of the given length; recv writes at most that.
-    let got = unsafe { libc::recv(fd, room.as_mut_ptr().cast(), room.len(), 0) };
-    (got > 0).then_some(got as usize)
-}
-
-/// Elsewhere the Python engine reads the socket.
-#[cfg(not(unix))]
-fn recv(_fd: i32, _room: &mut [u8]) -> Option<usize> {
-    None
 }
 
 /// `write` without Python code, or None where the Python engine must take over (having been
@@ -347,7 +395,7 @@ fn fast_write(slf: &Bound<'_, EngineBase>, data: &Bound<'_, PyAny>) -> PyResult<
 /// engine must go on (with the records sealed and `_written` set when they were).
 fn locked_write(slf: &Bound<'_, EngineBase>, socket: &Py<PyAny>, sealer: &Py<RecordSealer>, input: &Borrowed) -> PyResult<bool> {
     let py = slf.py();
-    let Some(fd) = descriptor(socket.bind(py))? else {
+    let Some(socket) = Socket::of(socket.bind(py))? else {
         return Ok(false);
     };
     let mut sealer = sealer.bind(py).borrow_mut();
@@ -361,39 +409,122 @@ fn locked_write(slf: &Bound<'_, EngineBase>, socket: &Py<PyAny>, sealer: &Py<Rec
     let Some(out) = buffer.as_mut_slice().get_mut(..size) else {
         return Ok(false); // the Python engine grows the buffer
     };
-    let sent = py.detach(|| {
+    let (sent, timed_out) = py.detach(|| {
         cipher.seal_into(APPLICATION_DATA, data, MAX_FRAGMENT, out);
-        send_all(fd, out)
+        send_all(&socket, out)
     });
     let mut this = slf.borrow_mut();
     if sent == size {
         return Ok(true);
     }
+    // The rest goes with the next call (a retry of this write resumes behind it).
     (this.wstart, this.wend, this.written) = (sent, size, data.len());
+    if timed_out {
+        return Err(timeout_error(py, "write")?);
+    }
     Ok(false)
 }
 
-/// Sends as much of `out` as the socket takes without waiting (or, on a blocking socket, all
-/// of it unless a signal or an error comes): the count sent.
-fn send_all(fd: i32, out: &[u8]) -> usize {
+/// Sends `out` until all of it went, the socket would block (non-blocking), the deadline
+/// passed, a signal came or an error: (the count sent, whether the deadline passed).
+fn send_all(socket: &Socket, out: &[u8]) -> (usize, bool) {
     let mut sent = 0;
     while sent < out.len() {
-        match send(fd, &out[sent..]) {
-            Some(count) => sent += count,
-            None => break,
+        match socket.send(&out[sent..]) {
+            Io::Done(count) => sent += count,
+            Io::TimedOut => return (sent, true),
+            Io::Elsewhere => break,
         }
     }
-    sent
+    (sent, false)
 }
 
+/// The system calls, on descriptors the Python socket owns.
 #[cfg(unix)]
-fn send(fd: i32, data: &[u8]) -> Option<usize> {
-    // SAFETY: `data` is readable memory of the given length.
-    let count = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), 0) };
-    (count > 0).then_some(count as usize)
+mod sys {
+    use std::time::Duration;
+
+    pub use libc::{POLLIN, POLLOUT};
+
+    pub enum Outcome {
+        Done(usize),
+        WouldBlock,
+        Elsewhere,
+    }
+
+    pub enum Waited {
+        Ready,
+        TimedOut,
+        Elsewhere,
+    }
+
+    fn outcome(count: isize) -> Outcome {
+        if count > 0 {
+            return Outcome::Done(count as usize);
+        }
+        let error = std::io::Error::last_os_error().raw_os_error();
+        if count < 0 && (error == Some(libc::EAGAIN) || error == Some(libc::EWOULDBLOCK)) {
+            Outcome::WouldBlock
+        } else {
+            Outcome::Elsewhere
+        }
+    }
+
+    pub fn recv(fd: i32, room: &mut [u8]) -> Outcome {
+        // SAFETY: `room` is writable memory of the given length; recv writes at most that.
+        outcome(unsafe { libc::recv(fd, room.as_mut_ptr().cast(), room.len(), 0) })
+    }
+
+    pub fn send(fd: i32, data: &[u8]) -> Outcome {
+        // SAFETY: `data` is readable memory of the given length.
+        outcome(unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), 0) })
+    }
+
+    /// Waits up to `left` for `events` on `fd`.
+    pub fn wait(fd: i32, events: i16, left: Duration) -> Waited {
+        let mut entry = libc::pollfd { fd, events, revents: 0 };
+        // Round up, so that a wait never ends before the deadline.
+        let millis = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        match unsafe { libc::poll(&mut entry, 1, millis) } {
+            0 => Waited::TimedOut,
+            n if n > 0 => Waited::Ready,
+            _ => Waited::Elsewhere,
+        }
+    }
 }
 
+/// Elsewhere the Python engine does the I/O.
 #[cfg(not(unix))]
-fn send(_fd: i32, _data: &[u8]) -> Option<usize> {
-    None
+mod sys {
+    use std::time::Duration;
+
+    pub const POLLIN: i16 = 1;
+    pub const POLLOUT: i16 = 4;
+
+    #[allow(dead_code)]
+    pub enum Outcome {
+        Done(usize),
+        WouldBlock,
+        Elsewhere,
+    }
+
+    #[allow(dead_code)]
+    pub enum Waited {
+        Ready,
+        TimedOut,
+        Elsewhere,
+    }
+
+    pub fn recv(_fd: i32, _room: &mut [u8]) -> Outcome {
+        Outcome::Elsewhere
+    }
+
+    pub fn send(_fd: i32, _data: &[u8]) -> Outcome {
+        Outcome::Elsewhere
+    }
+
+    pub fn wait(_fd: i32, _events: i16, _left: Duration) -> Waited {
+        Waited::Elsewhere
+    }
 }
