@@ -1005,3 +1005,33 @@ def test_recv_into_every_kind_of_buffer(impl, pki, sockets, background):
     assert received == payload
     tls.sendall(b"!")
     assert future.result(IO_TIMEOUT) == b"!"
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_timeouts_of_a_read_and_a_write_after_the_handshake(impl, pki, sockets, background):
+    """With a 0.3 s timeout, recv() from a quiet peer and sendall() to a peer that does not read
+    raise socket.timeout with the stdlib's messages, after about the timeout (not twice it)."""
+    client_sock, server_sock = sockets.pair(small_buffers=True)
+    done = threading.Event()
+
+    def serve():
+        with hang_up_on_error(server_sock):
+            tls = server_ctx("stdlib", pki).wrap_socket(server_sock, server_side=True)
+            done.wait(IO_TIMEOUT)
+            return tls
+
+    future = background(serve)
+    tls = sockets.track(client_ctx(impl, pki).wrap_socket(client_sock, server_hostname="localhost"))
+    tls.settimeout(0.3)
+    results = []
+    for call in (lambda: tls.recv(1024), lambda: tls.sendall(bytes(16384) * 256)):
+        started = time.monotonic()
+        with pytest.raises(socket.timeout) as raised:
+            call()
+        results.append((str(raised.value), time.monotonic() - started))
+    done.set()
+    future.result(IO_TIMEOUT)
+    assert [message for message, _ in results] == ["The read operation timed out", "The write operation timed out"]
+    for _, took in results:
+        assert 0.25 < took < 0.6 + 0.3 * 255, took  # a sendall may wait once per piece that went
+    assert results[0][1] < 0.6
