@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import time
 
 import pytest
@@ -111,17 +112,21 @@ def _summary(request):
 # --- bulk over SSLSocket -----------------------------------------------------------------------
 
 
-def send_bulk(ssock, payload: bytes, total: int) -> int:
-    """sendall(payload) until `total` bytes are sent; returns the count the server acknowledges."""
+def send_bulk(ssock, payload: bytes, total: int):
+    """sendall(payload) until `total` bytes are sent; returns (the count the server
+    acknowledges, the sender's CPU seconds, the receiver's)."""
+    started = time.process_time()
     for _ in range(total // len(payload)):
         ssock.sendall(payload)
+    sender_cpu = time.process_time() - started
     line = b""
     while not line.endswith(b"\n"):
         data = ssock.recv(64)
         if not data:
             raise ConnectionError("the server closed before acknowledging")
         line += data
-    return int(line)
+    count, receiver_cpu = line.split()
+    return int(count), sender_cpu, float(receiver_cpu)
 
 
 def _mib_per_second(benchmark):
@@ -148,9 +153,13 @@ def test_bulk(benchmark, pki, impl, suite, write, read):
         info = tls_peers.negotiated(ctx, server.port)
         timed_rounds(benchmark, lambda: tls_peers.connect(ctx, server.port),
                      lambda ssock: acks.append(send_bulk(ssock, payload, BULK_BYTES)), lambda ssock: ssock.close())
-    assert info["cipher"] == suite and acks and set(acks) == {BULK_BYTES}
+    assert info["cipher"] == suite and acks and {count for count, _, _ in acks} == {BULK_BYTES}
     benchmark.extra_info.update(impl=impl, suite=suite, write=write, read=read, bytes=BULK_BYTES, **info)
     _record(("bulk", suite, write, read), impl, _mib_per_second(benchmark), negotiated=info)
+    # CPU per MiB of each side (median over the rounds): steadier than wall time on a shared
+    # machine, a diagnostic beside the throughput.
+    per_mib = BULK_BYTES / MIB / 1000
+    _record(("bulk-cpu", suite, write, read), impl, tuple(statistics.median(a[i] for a in acks) / per_mib for i in (1, 2)))
 
 
 # --- bulk over asyncio streams (SSLObject) -------------------------------------------------------
@@ -316,6 +325,16 @@ class _Summary:
                               "MiB/s (2^20 bytes/s)   suite, write -> read")
             for key in bulk:
                 self._rate_row(tr, f"{key[1]:<29} {_size(key[2]):>4} -> {_size(key[3]):<4}", RESULTS[key], BULK_GOALS[key[1]])
+        cpu = sorted((k for k in RESULTS if k[0] == "bulk-cpu"), key=lambda k: (list(BULK_GOALS).index(k[1]), k[2], k[3]))
+        if cpu:
+            self._rate_header(tr, "bulk, diagnostic: CPU milliseconds per MiB of each process (median round); ratio = stdlib / ferrotls",
+                              "ms/MiB                 suite, write -> read", columns=("send", "recv"))
+            for key in cpu:
+                f, s = (RESULTS[key].get(impl, {}).get("value") for impl in IMPLS)
+                ratios = [s[i] / f[i] if f and s and f[i] else None for i in (0, 1)]
+                tr.write_line(f"{key[1]:<29} {_size(key[2]):>4} -> {_size(key[3]):<4}   "
+                              f" {_fmt(f and f[0], '.3f'):>7} {_fmt(f and f[1], '.3f'):>6} {_fmt(s and s[0], '.3f'):>7}"
+                              f" {_fmt(s and s[1], '.3f'):>6} {_fmt(ratios[0], '.2f'):>7} {_fmt(ratios[1], '.2f'):>6}")
         for key in (k for k in RESULTS if k[0] == "asyncio"):
             self._rate_header(tr, f"asyncio streams: open_connection(ssl=) write+drain {_size(ASYNC_SIZE)} -> start_server(ssl=)"
                                   f" read({_size(ASYNC_SIZE)}), {BULK_BYTES // MIB} MiB a round; {ROUNDS} rounds", "MiB/s")

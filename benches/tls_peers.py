@@ -13,7 +13,8 @@ GIL throttles the other and memory is measured in a process that did nothing els
         [--nbytes N] [--read-size N] [--connections N]
     prints "PORT <n>" once listening, then serves connections one after the other until SIGTERM
     (the socket modes also end after TIMEOUT seconds without a new connection). Modes:
-      bulk       read with recv_into(read-size) until nbytes have arrived, answer "<count>\\n",
+      bulk       read with recv_into(read-size) until nbytes have arrived, answer
+                 "<count> <cpu>\\n" (cpu: this process's CPU seconds from the first byte on),
                  then read until the client closes (a connection that sends nothing is a probe);
       asyncio    the same with an asyncio `start_server(ssl=ctx)` server, reader.read(read-size);
       handshake  the handshake, then close; resume: the same with session tickets on;
@@ -47,6 +48,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -318,14 +320,17 @@ def _log(e: BaseException) -> None:
 def _serve_bulk(ssock: ssl.SSLSocket, a) -> None:
     buf = bytearray(a.read_size)
     got = 0
+    started = None
     while got < a.nbytes:
         n = ssock.recv_into(buf)
         if not n:
             if got == 0:  # a probe (negotiated()): handshake only
                 return
             raise ConnectionError(f"the client closed after {got} of {a.nbytes} bytes")
+        if started is None:
+            started = time.process_time()
         got += n
-    ssock.sendall(b"%d\n" % got)
+    ssock.sendall(b"%d %.6f\n" % (got, time.process_time() - started))
     drain(ssock)
 
 
