@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 from typing import Optional
 
 from . import _core, sslerrors
@@ -67,6 +68,7 @@ class Engine(_core.EngineBase):
         self.conn = conn
         self._started = False
         self._tcp_eof = False
+        self._arm_lock = threading.Lock()
 
     # What subclasses say.
 
@@ -235,8 +237,11 @@ class Engine(_core.EngineBase):
         data may go and nothing waits to go first; otherwise they run in _read and _write."""
         if self._transport.is_bio:
             return
-        opener = None if self._tcp_eof else self.conn.fast_opener()
-        self._arm(self._transport.sock_ref, opener, self.conn.fast_sealer())
+        # Deciding and arming at once: a reader and a writer arming side by side could
+        # otherwise leave the decision made before the other's change of state.
+        with self._arm_lock:
+            opener = None if self._tcp_eof else self.conn.fast_opener()
+            self._arm(self._transport.sock_ref, opener, self.conn.fast_sealer())
 
     def _open_failed(self, error: _core.RecordError) -> None:
         """read()'s hot path could not open a record: the connection fails as in _read."""
@@ -337,17 +342,20 @@ class Engine(_core.EngineBase):
         if self.conn is None or self.conn.failed is not None:
             return
         with self._read_lock:
-            self._arm(None, None, None)  # nothing after the peer's close_notify may be taken
-            with self._write_lock:
-                self.conn.close()
-                self._take_output()
-                self._send_output("write")
-            while not self.eof:
-                try:
-                    self._receive(MAX_READ, "read")
-                except ssl.SSLEOFError:
-                    break  # the peer closed TCP without its close_notify: we are done anyway
-                self._plain = self._plain_end = 0
+            try:
+                with self._write_lock:
+                    self.conn.close()
+                    self._arm_fast_paths()  # no application data after our close_notify
+                    self._take_output()
+                    self._send_output("write")
+                while not self.eof:
+                    try:
+                        self._receive(MAX_READ, "read")
+                    except ssl.SSLEOFError:
+                        break  # the peer closed TCP without its close_notify: we are done anyway
+                    self._plain = self._plain_end = 0
+            finally:
+                self._arm_fast_paths()
 
 
 class SocketEngine(Engine):
