@@ -16,6 +16,10 @@ stdlib's I/O semantics (DESIGN.md principle 4).
 - The socket and the owner are held by weak reference, as CPython's _ssl does, so an SSLSocket
   dropped without close() is closed at once.
 
+Application data takes a hot path in the Rust base (_core.EngineBase, rust/src/engine.rs):
+read() and write() move records between the socket and the caller without Python code while
+the connection allows it, and hand everything else to _read and _write here, on the same state.
+
 SocketEngine is the plain blocking interface of the command line, the tests and the
 benchmarks; sslobject.SSLEngine, what ssl.SSLSocket and ssl.SSLObject wrap, is the other face of
 the same engine.
