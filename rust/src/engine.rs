@@ -330,6 +330,11 @@ enum Taken {
 /// Completes the record at the front of `buf`, of which `partial` bytes are there, with one
 /// recv a record (its end and the next header), and opens it if it is application data.
 fn take_record(socket: &Socket, buf: &mut [u8], partial: &mut usize, cipher: &mut RecordCipher, scratch: &mut Vec<u8>) -> Taken {
+    if cipher.hides_content_type() {
+        // This path tells application data by the record header, which TLS 1.3 hides: a
+        // record may be a ticket or a KeyUpdate that the connection must see.
+        return Taken::NotHere;
+    }
     loop {
         let size = if *partial >= HEADER_LEN {
             let length = u16::from_be_bytes([buf[3], buf[4]]) as usize;

@@ -270,14 +270,19 @@ impl RecordCipher {
         Ok(opened)
     }
 
-    /// Opens the record at the start of `buf` in place: `None` if it is incomplete, else its
-    /// content type, its length and where its plaintext now is.
     /// The longest protected record body: RFC 5246 6.2.3, 2^14 + 2048 bytes; RFC 8446 5.2,
     /// 2^14 + 256.
     pub fn max_record_length(&self) -> usize {
         MAX_FRAGMENT + if self.tls13 { 256 } else { 2048 }
     }
 
+    /// Whether a record's header hides its content type (TLS 1.3, RFC 8446 5.2).
+    pub fn hides_content_type(&self) -> bool {
+        self.tls13
+    }
+
+    /// Opens the record at the start of `buf` in place: `None` if it is incomplete, else its
+    /// content type, its length and where its plaintext now is.
     fn open_record(&mut self, buf: &mut [u8], scratch: &mut Vec<u8>) -> Result<Option<(u8, (usize, Range<usize>))>, Error> {
         let outer_type = buf[0];
         let version = u16::from_be_bytes([buf[1], buf[2]]);
