@@ -600,7 +600,8 @@ def signed_ske(pair: Pair, identity, group_code: int, public: bytes) -> bytes:
     here with `cryptography`: rsa_pss_rsae_sha256 or ecdsa_secp256r1_sha256."""
     params = struct.pack("!BH", 3, group_code) + vec(public, 1)
     signed = pair.server.client_random + pair.server.server_random + params
-    key = identity.credential.private_key
+    with open(identity.key_path, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), None)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         scheme, signature = 0x0403, key.sign(signed, ec.ECDSA(hashes.SHA256()))
     else:

@@ -285,7 +285,7 @@ MESSAGES = [b"", b"m", b"TLS 1.3, server CertificateVerify" + bytes(64), os.uran
 def test_sign_here_verify_there(scheme, keys):
     for key in keys_for(scheme, keys):
         for message in MESSAGES:
-            sig = _core.sign(scheme, private_der(key), message)
+            sig = _core.PrivateKey(private_der(key)).sign(scheme, message)
             assert isinstance(sig, bytes)
             if scheme in RSA_SCHEMES:
                 assert len(sig) == key.key_size // 8
@@ -307,13 +307,13 @@ def test_sign_there_verify_here(scheme, keys):
 def test_rsa_pkcs1_signatures_are_the_deterministic_ones(scheme, keys):
     key = keys["rsa2048"]
     message = b"deterministic"
-    assert _core.sign(scheme, private_der(key), message) == oracle_sign(scheme, key, message)
+    assert _core.PrivateKey(private_der(key)).sign(scheme, message) == oracle_sign(scheme, key, message)
 
 
 @pytest.mark.parametrize("scheme", [s for s in SIGN_SCHEMES if "pkcs1" not in s])
 def test_randomized_schemes_give_fresh_signatures(scheme, keys):
     key = keys_for(scheme, keys)[0]
-    sigs = {_core.sign(scheme, private_der(key), b"same message") for _ in range(5)}
+    sigs = {_core.PrivateKey(private_der(key)).sign(scheme, b"same message") for _ in range(5)}
     assert len(sigs) == 5
 
 
@@ -335,7 +335,7 @@ def test_rsa_pkcs1_sha1_is_verify_only(keys):
         assert _core.verify("rsa_pkcs1_sha1", spki(key), b"legacy", sig) is True
         assert _core.verify("rsa_pkcs1_sha1", spki(key), b"legacy!", sig) is False
         with pytest.raises(ValueError):
-            _core.sign("rsa_pkcs1_sha1", private_der(key), b"legacy")
+            _core.PrivateKey(private_der(key)).sign("rsa_pkcs1_sha1", b"legacy")
 
 
 @pytest.mark.parametrize("scheme", SIGN_SCHEMES)
@@ -343,7 +343,7 @@ def test_tampered_signature_or_message_is_false(scheme, keys):
     key = keys_for(scheme, keys)[0]
     pub = spki(key)
     message = b"the signed content"
-    sig = _core.sign(scheme, private_der(key), message)
+    sig = _core.PrivateKey(private_der(key)).sign(scheme, message)
     assert _core.verify(scheme, pub, message, sig) is True
     for i in range(len(sig)):
         for bit in (0, 3, 7):
@@ -359,7 +359,7 @@ def test_tampered_signature_or_message_is_false(scheme, keys):
 @pytest.mark.parametrize("scheme", SIGN_SCHEMES)
 def test_signature_under_another_scheme_is_false(scheme, keys):
     key = keys_for(scheme, keys)[0]
-    sig = _core.sign(scheme, private_der(key), b"content")
+    sig = _core.PrivateKey(private_der(key)).sign(scheme, b"content")
     for other in SIGN_SCHEMES + ["rsa_pkcs1_sha1"]:
         if other != scheme:
             assert _core.verify(other, spki(key), b"content", sig) is False, other
@@ -369,7 +369,7 @@ def test_signature_under_another_scheme_is_false(scheme, keys):
 def test_unknown_scheme_is_value_error(scheme, keys):
     key = keys["rsa2048"]
     with pytest.raises(ValueError):
-        _core.sign(scheme, private_der(key), b"m")
+        _core.PrivateKey(private_der(key)).sign(scheme, b"m")
     with pytest.raises(ValueError):
         _core.verify(scheme, spki(key), b"m", bytes(256))
 
@@ -378,41 +378,80 @@ def test_sign_with_a_key_that_does_not_fit_the_scheme_is_value_error(keys):
     rsa_der = private_der(keys["rsa2048"])
     p256_der = private_der(keys["secp256r1"])
     p384_der = private_der(keys["secp384r1"])
+    ed_der = private_der(ed25519.Ed25519PrivateKey.generate())
     cases = [
         ("ecdsa_secp256r1_sha256", rsa_der),
-        ("ecdsa_secp256r1_sha256", p384_der),
-        ("ecdsa_secp384r1_sha384", p256_der),
+        ("ed25519", rsa_der),
         ("rsa_pkcs1_sha256", p256_der),
         ("rsa_pss_rsae_sha256", p384_der),
-        ("rsa_pkcs1_sha256", private_der(ed25519.Ed25519PrivateKey.generate())),
-        ("ecdsa_secp256r1_sha256", private_der(ed25519.Ed25519PrivateKey.generate())),
-        # not PKCS#8: PKCS#1 RSAPrivateKey and SEC 1 ECPrivateKey
-        (
-            "rsa_pkcs1_sha256",
-            keys["rsa2048"].private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-            ),
-        ),
-        (
-            "ecdsa_secp256r1_sha256",
-            keys["secp256r1"].private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-            ),
-        ),
-        # a public key is not a private key
-        ("rsa_pkcs1_sha256", spki(keys["rsa2048"])),
-        ("ecdsa_secp256r1_sha256", spki(keys["secp256r1"])),
-        ("rsa_pkcs1_sha256", b""),
-        ("ecdsa_secp256r1_sha256", os.urandom(100)),
+        ("ed25519", p256_der),
+        ("rsa_pkcs1_sha256", ed_der),
+        ("ecdsa_secp256r1_sha256", ed_der),
     ]
     for scheme, der in cases:
+        key = _core.PrivateKey(der)
         with pytest.raises(ValueError):
-            _core.sign(scheme, der, b"m")
+            key.sign(scheme, b"m")
+
+
+def test_what_is_not_a_pkcs8_private_key_is_value_error(keys):
+    plain = serialization.NoEncryption()
+    not_keys = [
+        # PKCS#1 RSAPrivateKey and SEC 1 ECPrivateKey: load_cert_chain converts them first
+        keys["rsa2048"].private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, plain),
+        keys["secp256r1"].private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, plain),
+        # a public key is not a private key
+        spki(keys["rsa2048"]),
+        spki(keys["secp256r1"]),
+        b"",
+        os.urandom(100),
+        private_der(keys["rsa2048"])[:-1],
+        # curves other than P-256, P-384 and P-521
+        private_der(ec.generate_private_key(ec.SECP256K1())),
+        private_der(ec.generate_private_key(ec.SECP224R1())),
+    ]
+    for der in not_keys:
+        with pytest.raises(ValueError):
+            _core.PrivateKey(der)
+
+
+def test_an_inconsistent_rsa_key_is_refused(keys):
+    """A PKCS#8 RSA key whose private exponent does not belong to its modulus (one byte of d
+    changed): RSA_check_key refuses it when it is loaded, before any signature."""
+    numbers = keys["rsa2048"].private_numbers()
+    bad = rsa.RSAPrivateNumbers(numbers.p, numbers.q, numbers.d ^ (1 << 100), numbers.dmp1, numbers.dmq1,
+                                numbers.iqmp, numbers.public_numbers)
+    der = bad.private_key(unsafe_skip_rsa_key_validation=True).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    with pytest.raises(ValueError):
+        _core.PrivateKey(der)
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()], ids=lambda c: c.name)
+@pytest.mark.parametrize("scheme", ["ecdsa_secp256r1_sha256", "ecdsa_secp384r1_sha384", "ecdsa_secp521r1_sha512"])
+def test_tls12_ecdsa_any_curve_with_any_hash(curve, scheme):
+    """In TLS 1.2 an ECDSA code point names only the hash (RFC 5246 7.4.1.4.1): every curve
+    signs under every one, P-384 with SHA-256 included; cryptography and the core verify."""
+    key = ec.generate_private_key(curve)
+    core_key = _core.PrivateKey(private_der(key))
+    assert (core_key.kind, core_key.curve, core_key.bits) == ("ec", curve.name, curve.key_size)
+    sig = core_key.sign(scheme, b"ServerKeyExchange")
+    key.public_key().verify(sig, b"ServerKeyExchange", ec.ECDSA(scheme_hash(scheme)))
+    assert _core.verify(scheme, spki(key), b"ServerKeyExchange", sig) is True
+
+
+def test_ed25519_signs_for_tls13():
+    key = ed25519.Ed25519PrivateKey.generate()
+    core_key = _core.PrivateKey(private_der(key))
+    assert (core_key.kind, core_key.curve) == ("ed25519", None)
+    sig = core_key.sign("ed25519", b"CertificateVerify")
+    assert sig == key.sign(b"CertificateVerify")  # Ed25519 is deterministic
+    key.public_key().verify(sig, b"CertificateVerify")
 
 
 def test_verify_with_a_key_that_does_not_fit_the_scheme_is_false(keys):
-    rsa_sig = _core.sign("rsa_pkcs1_sha256", private_der(keys["rsa2048"]), b"m")
-    ec_sig = _core.sign("ecdsa_secp256r1_sha256", private_der(keys["secp256r1"]), b"m")
+    rsa_sig = _core.PrivateKey(private_der(keys["rsa2048"])).sign("rsa_pkcs1_sha256", b"m")
+    ec_sig = _core.PrivateKey(private_der(keys["secp256r1"])).sign("ecdsa_secp256r1_sha256", b"m")
     assert _core.verify("rsa_pkcs1_sha256", spki(keys["secp256r1"]), b"m", rsa_sig) is False
     assert _core.verify("ecdsa_secp256r1_sha256", spki(keys["rsa2048"]), b"m", ec_sig) is False
     assert _core.verify("ecdsa_secp384r1_sha384", spki(keys["secp256r1"]), b"m", ec_sig) is False

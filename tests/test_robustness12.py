@@ -648,10 +648,13 @@ def test_finished_split_across_protected_records(pair):
 def test_certificate_message_larger_than_a_record(pki):
     """A server chain of over 16 KiB: our Certificate message spans two records and the
     client puts it back together."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     from ferrotls.x509.keystore import Credential
 
-    server = pki.server.credential
-    big = Credential(server.chain + [pki.server_ca_cert] * 20, server.private_key)
+    with open(pki.server.key_path, "rb") as f:
+        key = load_pem_private_key(f.read(), None)
+    big = Credential(pki.server.credential.chain + [pki.server_ca_cert] * 20, key)
     assert sum(len(c) for c in big.chain_der) > MAX_FRAGMENT
     pair = Pair(pki.client_config(), pki.server_config(credentials=[big]))
     pair.handshake()

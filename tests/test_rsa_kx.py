@@ -25,12 +25,6 @@ def pkcs8(key):
     return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
-def pkcs1(key):
-    return key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    )
-
-
 @pytest.fixture(scope="module")
 def rsa_keys():
     return {bits: rsa.generate_private_key(65537, bits) for bits in (2048, 3072, 4096)}
@@ -60,17 +54,16 @@ def raw_encrypt(key, em):
 
 
 @pytest.mark.parametrize("bits", [2048, 3072, 4096])
-@pytest.mark.parametrize("encoding", [pkcs8, pkcs1], ids=["pkcs8", "pkcs1"])
-def test_good_premaster_decrypts(rsa_keys, bits, encoding):
+def test_good_premaster_decrypts(rsa_keys, bits):
     key = rsa_keys[bits]
-    der = encoding(key)
+    der = pkcs8(key)
     _, k = modulus(key)
     for client_version in (0x0303, 0x0302, 0x0301):
         for _ in range(3):
             premaster = client_version.to_bytes(2, "big") + os.urandom(46)
             ct = key.public_key().encrypt(premaster, padding.PKCS1v15())
             assert len(ct) == k
-            assert _core.rsa_premaster(der, ct, client_version) == premaster
+            assert _core.PrivateKey(der).rsa_premaster(ct, client_version) == premaster
 
 
 def test_good_premaster_from_a_hand_built_block(key2048):
@@ -80,7 +73,7 @@ def test_good_premaster_from_a_hand_built_block(key2048):
     premaster = CV + os.urandom(46)
     ps = bytes(random.Random(1).randrange(1, 256) for _ in range(k - 3 - 48))
     em = b"\x00\x02" + ps + b"\x00" + premaster
-    assert _core.rsa_premaster(der, raw_encrypt(key2048, em), CLIENT_VERSION) == premaster
+    assert _core.PrivateKey(der).rsa_premaster(raw_encrypt(key2048, em), CLIENT_VERSION) == premaster
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,7 +148,7 @@ def test_a_thousand_malformed_blocks(key2048):
         assert not is_conforming(em, k, CLIENT_VERSION), name
         ct = raw_encrypt(key2048, em)
         assert ct not in results
-        out = _core.rsa_premaster(der, ct, CLIENT_VERSION)  # never raises
+        out = _core.PrivateKey(der).rsa_premaster(ct, CLIENT_VERSION)  # never raises
         assert isinstance(out, bytes) and len(out) == 48, name
         assert out[:2] == CV, name
         assert out != em[-48:], name  # not what a lax parser would have taken
@@ -164,17 +157,16 @@ def test_a_thousand_malformed_blocks(key2048):
     assert len(categories) == 9
     # Deterministic for a ciphertext...
     for ct, out in results.items():
-        assert _core.rsa_premaster(der, ct, CLIENT_VERSION) == out
+        assert _core.PrivateKey(der).rsa_premaster(ct, CLIENT_VERSION) == out
     # ...and different across ciphertexts.
     assert len(set(results.values())) == len(results) == 1000
 
 
-@pytest.mark.parametrize("encoding", [pkcs8, pkcs1], ids=["pkcs8", "pkcs1"])
-def test_malformed_blocks_under_both_key_encodings(key2048, encoding):
-    der = encoding(key2048)
+def test_malformed_blocks(key2048):
+    key = _core.PrivateKey(pkcs8(key2048))
     _, k = modulus(key2048)
     for name, em in malformed_blocks(k, count=45, seed=7):
-        out = _core.rsa_premaster(der, raw_encrypt(key2048, em), CLIENT_VERSION)
+        out = key.rsa_premaster(raw_encrypt(key2048, em), CLIENT_VERSION)
         assert len(out) == 48 and out[:2] == CV and out != em[-48:], name
 
 
@@ -184,7 +176,7 @@ def test_substitute_follows_the_client_version(key2048):
     em = malformed_blocks(k, count=1)[0][1]
     ct = raw_encrypt(key2048, em)
     for client_version in (0x0300, 0x0301, 0x0302, 0x0303, 0xFEFD):
-        out = _core.rsa_premaster(der, ct, client_version)
+        out = _core.PrivateKey(der).rsa_premaster(ct, client_version)
         assert len(out) == 48
         assert out[:2] == client_version.to_bytes(2, "big")
 
@@ -195,10 +187,10 @@ def test_good_block_with_another_client_version_is_rejected_implicitly(key2048):
     der = pkcs8(key2048)
     premaster = b"\x03\x01" + os.urandom(46)
     ct = key2048.public_key().encrypt(premaster, padding.PKCS1v15())
-    out = _core.rsa_premaster(der, ct, CLIENT_VERSION)
+    out = _core.PrivateKey(der).rsa_premaster(ct, CLIENT_VERSION)
     assert len(out) == 48 and out[:2] == CV and out[2:] != premaster[2:]
-    assert _core.rsa_premaster(der, ct, CLIENT_VERSION) == out
-    assert _core.rsa_premaster(der, ct, 0x0301) == premaster
+    assert _core.PrivateKey(der).rsa_premaster(ct, CLIENT_VERSION) == out
+    assert _core.PrivateKey(der).rsa_premaster(ct, 0x0301) == premaster
 
 
 def test_ciphertext_not_below_the_modulus(key2048):
@@ -207,28 +199,30 @@ def test_ciphertext_not_below_the_modulus(key2048):
     outs = set()
     for c in (n, n + 1, n + 12345, 2 ** (8 * k) - 1):
         ct = c.to_bytes(k, "big")
-        out = _core.rsa_premaster(der, ct, CLIENT_VERSION)
+        out = _core.PrivateKey(der).rsa_premaster(ct, CLIENT_VERSION)
         assert len(out) == 48 and out[:2] == CV
-        assert _core.rsa_premaster(der, ct, CLIENT_VERSION) == out
+        assert _core.PrivateKey(der).rsa_premaster(ct, CLIENT_VERSION) == out
         outs.add(out)
     assert len(outs) == 4
 
 
-def test_substitutes_survive_key_cache_eviction(rsa_keys, key2048):
-    # Many keys in turn (the core keeps a few parsed keys): results never mix keys up.
-    others = [rsa.generate_private_key(65537, 2048) for _ in range(6)]
-    keys = others + list(rsa_keys.values())
-    ders = [pkcs8(key) for key in keys] + [pkcs1(key) for key in keys]
-    der = pkcs8(key2048)
+def test_substitutes_belong_to_the_key(rsa_keys, key2048):
+    """Each PrivateKey object holds its own key (no cache shared between them): a bad block
+    gets the same substitute from every object of the same key and another from every other
+    key, and many keys used in turn never mix up."""
+    others = [rsa.generate_private_key(65537, 2048) for _ in range(6)] + list(rsa_keys.values())
+    objects = [(key, _core.PrivateKey(pkcs8(key))) for key in others]
     _, k = modulus(key2048)
     bad_ct = raw_encrypt(key2048, malformed_blocks(k, count=1, seed=99)[0][1])
-    first = _core.rsa_premaster(der, bad_ct, CLIENT_VERSION)
+    first = _core.PrivateKey(pkcs8(key2048)).rsa_premaster(bad_ct, CLIENT_VERSION)
     for _ in range(2):
-        for key, der_i in zip(keys + keys, ders):
+        for key, obj in objects:
             premaster = CV + os.urandom(46)
             ct = key.public_key().encrypt(premaster, padding.PKCS1v15())
-            assert _core.rsa_premaster(der_i, ct, CLIENT_VERSION) == premaster
-        assert _core.rsa_premaster(der, bad_ct, CLIENT_VERSION) == first
+            assert obj.rsa_premaster(ct, CLIENT_VERSION) == premaster
+            if key.key_size == 2048 and key is not key2048:
+                assert obj.rsa_premaster(bad_ct, CLIENT_VERSION) != first
+        assert _core.PrivateKey(pkcs8(key2048)).rsa_premaster(bad_ct, CLIENT_VERSION) == first
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,7 +236,7 @@ def test_wrong_ciphertext_length_is_value_error(key2048):
     good = key2048.public_key().encrypt(CV + bytes(46), padding.PKCS1v15())
     for ct in (b"", good[1:], good[:-1], b"\x00" + good, good + b"\x00", bytes(2 * k), bytes(k - 128)):
         with pytest.raises(ValueError):
-            _core.rsa_premaster(der, ct, CLIENT_VERSION)
+            _core.PrivateKey(der).rsa_premaster(ct, CLIENT_VERSION)
 
 
 @pytest.mark.parametrize(
@@ -269,4 +263,4 @@ def test_non_rsa_private_key_is_value_error(make_der):
     der = make_der()
     for ct in (bytes(256), os.urandom(256), bytes(32)):
         with pytest.raises(ValueError):
-            _core.rsa_premaster(der, ct, CLIENT_VERSION)
+            _core.PrivateKey(der).rsa_premaster(ct, CLIENT_VERSION)

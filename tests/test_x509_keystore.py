@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from ferrotls import _core
 from ferrotls.x509 import Credential, choose_credential, load_credential, load_pkcs12
 
 PEM, DER = serialization.Encoding.PEM, serialization.Encoding.DER
@@ -70,10 +69,10 @@ def _check_rsa_credential(cred: Credential, leaf: trustme.LeafCert) -> None:
     assert len(cred.chain) == 2 and len(cred.chain_der) == 2
     assert cred.chain_der == [x509.load_pem_x509_certificate(b.bytes()).public_bytes(DER) for b in leaf.cert_chain_pems]
     assert cred.chain[0].public_bytes(DER) == cred.chain_der[0]
-    # key_der is unencrypted PKCS#8 of the same key, and the Rust core signs with it.
-    assert cred.key_der == _key(leaf).private_bytes(DER, PKCS8, PLAIN)
+    # The key the Rust core holds is the leaf's: it signs, cryptography verifies.
+    assert (cred.key.kind, cred.key.bits, cred.curve) == ("rsa", _key(leaf).key_size, None)
     msg = b"ServerKeyExchange params"
-    sig = _core.sign("rsa_pss_rsae_sha256", cred.key_der, msg)
+    sig = cred.key.sign("rsa_pss_rsae_sha256", msg)
     pss = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH)
     cred.chain[0].public_key().verify(sig, msg, pss, hashes.SHA256())
 
@@ -99,12 +98,12 @@ def test_rsa_key_encrypted(tmp_path: Path, rsa_leaf: trustme.LeafCert, fmt: str,
     _stdlib_load(certfile, keyfile, password)
 
 
-@pytest.mark.parametrize(("curve", "scheme", "digest"), [
-    (ec.SECP256R1(), "ecdsa_secp256r1_sha256", hashes.SHA256()),
-    (ec.SECP384R1(), "ecdsa_secp384r1_sha384", hashes.SHA384()),
+@pytest.mark.parametrize(("curve", "scheme"), [
+    (ec.SECP256R1(), "ecdsa_secp256r1_sha256"),
+    (ec.SECP384R1(), "ecdsa_secp384r1_sha384"),
 ])
 @pytest.mark.parametrize("fmt", ["sec1", "pkcs8"])
-def test_ec_keys(tmp_path: Path, ca: trustme.CA, curve: Any, scheme: str, digest: Any, fmt: str) -> None:
+def test_ec_keys(tmp_path: Path, ca: trustme.CA, curve: Any, scheme: str, fmt: str) -> None:
     # trustme only makes P-256 leaves, so issue the leaf ourselves for both curves.
     key = ec.generate_private_key(curve)
     ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
@@ -120,10 +119,13 @@ def test_ec_keys(tmp_path: Path, ca: trustme.CA, curve: Any, scheme: str, digest
     keyfile = _write(tmp_path, "key.pem", key_pem)
     cred = load_credential(certfile, keyfile)
     assert cred.key_type == "ec"
-    assert cred.signature_schemes == [scheme]
+    assert cred.signature_schemes[0] == scheme and cred.curve == curve.name
     assert cred.chain == [cert]
-    sig = _core.sign(scheme, cred.key_der, b"CertificateVerify")
-    cert.public_key().verify(sig, b"CertificateVerify", ec.ECDSA(digest))
+    # The curve's own hash, and in TLS 1.2 the other one as well (P-384 with SHA-256 included).
+    for other_scheme in cred.signature_schemes:
+        other_digest = hashes.SHA256() if other_scheme.endswith("sha256") else hashes.SHA384()
+        sig = cred.key.sign(other_scheme, b"CertificateVerify")
+        cert.public_key().verify(sig, b"CertificateVerify", ec.ECDSA(other_digest))
     _stdlib_load(certfile, keyfile)
 
 
@@ -245,7 +247,7 @@ def test_pkcs12_orders_the_chain(tmp_path: Path) -> None:
     path = _p12(tmp_path, leaf, [stranger, root_cert, inter_cert], PASSWORD)
     cred = load_pkcs12(path, PASSWORD.decode())
     assert cred.chain[1:] == [inter_cert, root_cert]  # issuer order; the unrelated CA is dropped
-    _check_rsa_credential(Credential(cred.chain[:2], cred.private_key), leaf)
+    _check_rsa_credential(Credential(cred.chain[:2], _key(leaf)), leaf)
     assert load_pkcs12(path, lambda: PASSWORD).chain_der == cred.chain_der
 
 

@@ -109,10 +109,6 @@ def key_block(hash_name: str, master: bytes, server_random: bytes, client_random
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes: ...
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes, length: int) -> bytes: ...
 def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes: ...
-def rsa_premaster(private_key_der: bytes, ciphertext: bytes, client_version: int) -> bytes:
-    """Always 48 bytes: the premaster, or an indistinguishable substitute for a malformed block
-    (implicit rejection). ValueError only for a wrong ciphertext length or a non-RSA key."""
-
 class EphemeralKey:
     """An ECDHE key pair: group "x25519", "secp256r1" or "secp384r1"."""
 
@@ -121,9 +117,25 @@ class EphemeralKey:
     def public_bytes(self) -> bytes: ...
     def exchange(self, peer_public: bytes) -> bytes: ...
 
-def sign(scheme: str, private_key_der: bytes, message: bytes) -> bytes:
-    """Signs with a PKCS#8 DER key; scheme is a TLS SignatureScheme name such as
-    "rsa_pss_rsae_sha256" or "ecdsa_secp256r1_sha256"."""
+class PrivateKey:
+    """A private key (PKCS#8 DER: RSA, ECDSA P-256/P-384/P-521, Ed25519), parsed and checked
+    once; ValueError if it is malformed, inconsistent or of another kind."""
+
+    def __init__(self, pkcs8: bytes) -> None: ...
+    @property
+    def kind(self) -> str:
+        """"rsa", "ec" or "ed25519"."""
+    @property
+    def curve(self) -> Optional[str]: ...
+    @property
+    def bits(self) -> int: ...
+    def sign(self, scheme: str, message: bytes) -> bytes:
+        """Signs under a TLS SignatureScheme name ("rsa_pss_rsae_sha256", "ecdsa_secp384r1_sha384",
+        "ed25519", ...); in TLS 1.2's sense an ECDSA scheme names only the hash. ValueError for
+        an unknown scheme or one the key cannot sign under."""
+    def rsa_premaster(self, ciphertext: bytes, client_version: int) -> bytes:
+        """Always 48 bytes: the premaster, or an indistinguishable substitute for a malformed
+        block (implicit rejection). ValueError only for a wrong ciphertext length or a non-RSA key."""
 
 def verify(scheme: str, public_key_der: bytes, message: bytes, signature: bytes) -> bool:
     """Checks a signature with a SubjectPublicKeyInfo DER key; "rsa_pkcs1_sha1" is accepted here.

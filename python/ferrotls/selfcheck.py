@@ -77,9 +77,9 @@ def _rsa_premaster() -> None:
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     premaster = b"\x03\x03" + os.urandom(46)
     ciphertext = key.public_key().encrypt(premaster, padding.PKCS1v15())
-    assert _core.rsa_premaster(der, ciphertext, 0x0303) == premaster
-    wrong = _core.rsa_premaster(der, ciphertext, 0x0302)  # a version mismatch is a bad block
-    assert len(wrong) == 48 and wrong != premaster and wrong == _core.rsa_premaster(der, ciphertext, 0x0302)
+    assert _core.PrivateKey(der).rsa_premaster(ciphertext, 0x0303) == premaster
+    wrong = _core.PrivateKey(der).rsa_premaster(ciphertext, 0x0302)  # a version mismatch is a bad block
+    assert len(wrong) == 48 and wrong != premaster and wrong == _core.PrivateKey(der).rsa_premaster(ciphertext, 0x0302)
 
 
 def _ecdhe() -> None:
@@ -92,7 +92,7 @@ def _signatures() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    sig = _core.sign("ecdsa_secp256r1_sha256", der, b"message")
+    sig = _core.PrivateKey(der).sign("ecdsa_secp256r1_sha256", b"message")
     key.public_key().verify(sig, b"message", ec.ECDSA(hashes.SHA256()))
     assert _core.verify("ecdsa_secp256r1_sha256", spki, b"message", sig)
     assert not _core.verify("ecdsa_secp256r1_sha256", spki, b"massage", sig)

@@ -2,7 +2,9 @@
 //!
 //! - raw AES-CBC (TLS CBC suites build their own MAC-then-encrypt around it),
 //! - the bare SHA-1/SHA-256/SHA-512 compression functions (for the constant-time CBC MAC check),
-//! - RSA decryption without padding (the premaster is unpadded in constant time by `rsa_kx`).
+//! - private keys of every kind behind one type: signing with any digest (ECDSA P-384 with
+//!   SHA-256 included, which aws-lc-rs lacks) and RSA decryption without padding (the premaster
+//!   is unpadded in constant time by `rsa_kx`).
 
 use aws_lc_sys as sys;
 use std::mem::MaybeUninit;
@@ -138,68 +140,155 @@ impl BlockHash {
     }
 }
 
-/// An RSA private key for raw (unpadded) decryption.
-pub struct RsaPrivateKey(*mut sys::RSA);
+/// What a private key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa,
+    /// ECDSA on a named curve: its NID (`NID_X9_62_prime256v1`, `NID_secp384r1`, `NID_secp521r1`).
+    Ec(i32),
+    Ed25519,
+}
 
-// SAFETY: aws-lc's RSA objects are safe to share between threads for private-key operations:
-// the lazily built Montgomery contexts and blinding state are guarded by the RSA's own lock.
-unsafe impl Send for RsaPrivateKey {}
-unsafe impl Sync for RsaPrivateKey {}
+/// The digest a signature is made over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Digest {
+    Sha256,
+    Sha384,
+    Sha512,
+}
 
-impl RsaPrivateKey {
-    /// Parses PKCS#8 PrivateKeyInfo or PKCS#1 RSAPrivateKey DER; `None` if it is neither or not RSA.
-    pub fn from_der(der: &[u8]) -> Option<Self> {
-        // SAFETY: the CBS borrows `der` only for the duration of the parse; every returned
-        // pointer is checked for NULL, and the EVP_PKEY is freed after taking a new RSA reference.
+/// How RSA pads a signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RsaPadding {
+    Pkcs1,
+    /// RSASSA-PSS with MGF1 of the same digest and a salt as long as the digest (RFC 8446 4.2.3).
+    Pss,
+}
+
+/// A private key (RSA, ECDSA P-256/P-384/P-521, Ed25519), parsed and checked once. aws-lc frees
+/// its key material through OPENSSL_free, which overwrites it first.
+pub struct PrivateKey {
+    pkey: *mut sys::EVP_PKEY,
+    kind: KeyKind,
+}
+
+// SAFETY: a parsed EVP_PKEY is never modified; aws-lc's private-key operations build their
+// own contexts, and an RSA key's lazily built Montgomery and blinding state is guarded by the
+// RSA's own lock.
+unsafe impl Send for PrivateKey {}
+unsafe impl Sync for PrivateKey {}
+
+impl PrivateKey {
+    /// Parses PKCS#8 PrivateKeyInfo DER and checks the key's consistency (RSA_check_key: the
+    /// CRT values belong to the modulus; EC_KEY_check_key: the public point is the private
+    /// scalar's); `None` if it is malformed, inconsistent or of another kind.
+    pub fn from_pkcs8(der: &[u8]) -> Option<Self> {
+        // SAFETY: the CBS borrows `der` only during the parse; every pointer is checked for
+        // NULL; a rejected key is freed here, an accepted one by Drop.
         unsafe {
             let mut cbs = MaybeUninit::<sys::CBS>::zeroed();
             sys::CBS_init(cbs.as_mut_ptr(), der.as_ptr(), der.len());
             let pkey = sys::EVP_parse_private_key(cbs.as_mut_ptr());
-            let rsa = if pkey.is_null() {
+            if pkey.is_null() {
                 sys::ERR_clear_error();
-                sys::RSA_private_key_from_bytes(der.as_ptr(), der.len())
-            } else {
-                let rsa = if sys::EVP_PKEY_id(pkey) == sys::EVP_PKEY_RSA {
-                    sys::EVP_PKEY_get1_RSA(pkey)
-                } else {
-                    std::ptr::null_mut()
-                };
-                sys::EVP_PKEY_free(pkey);
-                rsa
+                return None;
+            }
+            let key = PrivateKey { pkey, kind: KeyKind::Rsa };
+            let kind = match sys::EVP_PKEY_id(pkey) {
+                sys::EVP_PKEY_RSA if sys::RSA_check_key(sys::EVP_PKEY_get0_RSA(pkey)) == 1 => KeyKind::Rsa,
+                sys::EVP_PKEY_EC => {
+                    let ec = sys::EVP_PKEY_get0_EC_KEY(pkey);
+                    let curve = sys::EC_GROUP_get_curve_name(sys::EC_KEY_get0_group(ec));
+                    let named = [sys::NID_X9_62_prime256v1, sys::NID_secp384r1, sys::NID_secp521r1].contains(&curve);
+                    if !named || sys::EC_KEY_check_key(ec) != 1 {
+                        sys::ERR_clear_error();
+                        return None;
+                    }
+                    KeyKind::Ec(curve)
+                }
+                sys::EVP_PKEY_ED25519 => KeyKind::Ed25519,
+                _ => {
+                    sys::ERR_clear_error();
+                    return None;
+                }
             };
-            if rsa.is_null() {
-                sys::ERR_clear_error();
-                return None;
-            }
-            if sys::RSA_check_key(rsa) != 1 {
-                sys::ERR_clear_error();
-                sys::RSA_free(rsa);
-                return None;
-            }
-            Some(RsaPrivateKey(rsa))
+            let mut key = key;
+            key.kind = kind;
+            Some(key)
         }
     }
 
-    /// The modulus length in bytes.
-    pub fn size(&self) -> usize {
-        // SAFETY: self.0 is a valid RSA key for the lifetime of self.
-        unsafe { sys::RSA_size(self.0) as usize }
+    pub fn kind(&self) -> KeyKind {
+        self.kind
     }
 
-    /// `c^d mod n` as `size()` big-endian bytes (blinded, constant time in aws-lc);
-    /// `None` when `ciphertext` is not `size()` bytes or not below the modulus.
-    pub fn decrypt_raw(&self, ciphertext: &[u8]) -> Option<Vec<u8>> {
-        let k = self.size();
-        if ciphertext.len() != k {
+    /// The key's size in bits (the modulus for RSA, the curve's order for EC).
+    pub fn bits(&self) -> usize {
+        // SAFETY: self.pkey is a valid key for the lifetime of self.
+        unsafe { sys::EVP_PKEY_bits(self.pkey) as usize }
+    }
+
+    /// Signs `message` (hashing it with `digest`; Ed25519 takes no digest), with `padding` for
+    /// RSA. `None` if aws-lc refuses (the kind and the parameters do not go together).
+    pub fn sign(&self, digest: Option<Digest>, padding: RsaPadding, message: &[u8]) -> Option<Vec<u8>> {
+        let md = match digest {
+            // SAFETY: these return pointers to static EVP_MD tables.
+            Some(Digest::Sha256) => unsafe { sys::EVP_sha256() },
+            Some(Digest::Sha384) => unsafe { sys::EVP_sha384() },
+            Some(Digest::Sha512) => unsafe { sys::EVP_sha512() },
+            None => std::ptr::null(),
+        };
+        // SAFETY: the context is created, used and freed here; EVP_DigestSign first reports the
+        // maximum signature length, then writes at most that many bytes into `sig`.
+        unsafe {
+            let ctx = sys::EVP_MD_CTX_new();
+            if ctx.is_null() {
+                return None;
+            }
+            let mut pctx: *mut sys::EVP_PKEY_CTX = std::ptr::null_mut();
+            let mut ok = sys::EVP_DigestSignInit(ctx, &mut pctx, md, std::ptr::null_mut(), self.pkey) == 1;
+            if ok && self.kind == KeyKind::Rsa && padding == RsaPadding::Pss {
+                ok = sys::EVP_PKEY_CTX_set_rsa_padding(pctx, sys::RSA_PKCS1_PSS_PADDING) == 1
+                    && sys::EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, -1) == 1; // -1: the digest's length
+            }
+            let mut len = 0usize;
+            ok = ok && sys::EVP_DigestSign(ctx, std::ptr::null_mut(), &mut len, message.as_ptr(), message.len()) == 1;
+            let mut sig = vec![0u8; len];
+            ok = ok && sys::EVP_DigestSign(ctx, sig.as_mut_ptr(), &mut len, message.as_ptr(), message.len()) == 1;
+            sys::EVP_MD_CTX_free(ctx);
+            if !ok {
+                sys::ERR_clear_error();
+                return None;
+            }
+            sig.truncate(len);
+            Some(sig)
+        }
+    }
+
+    /// The RSA modulus length in bytes (0 for other kinds).
+    pub fn rsa_size(&self) -> usize {
+        if self.kind != KeyKind::Rsa {
+            return 0;
+        }
+        // SAFETY: an RSA EVP_PKEY holds a valid RSA for the lifetime of self.
+        unsafe { sys::RSA_size(sys::EVP_PKEY_get0_RSA(self.pkey)) as usize }
+    }
+
+    /// `c^d mod n` as `rsa_size()` big-endian bytes (blinded, constant time in aws-lc);
+    /// `None` when the key is not RSA or `ciphertext` is not `rsa_size()` bytes or not below
+    /// the modulus.
+    pub fn rsa_decrypt_raw(&self, ciphertext: &[u8]) -> Option<Vec<u8>> {
+        let k = self.rsa_size();
+        if k == 0 || ciphertext.len() != k {
             return None;
         }
         let mut out = vec![0u8; k];
         let mut out_len = 0usize;
         // SAFETY: `out` has room for k bytes, which is all RSA_NO_PADDING ever writes; the input
-        // is k readable bytes; the key is valid.
+        // is k readable bytes; the key is a valid RSA key.
         let ok = unsafe {
             sys::RSA_decrypt(
-                self.0,
+                sys::EVP_PKEY_get0_RSA(self.pkey),
                 &mut out_len,
                 out.as_mut_ptr(),
                 k,
@@ -217,10 +306,10 @@ impl RsaPrivateKey {
     }
 }
 
-impl Drop for RsaPrivateKey {
+impl Drop for PrivateKey {
     fn drop(&mut self) {
-        // SAFETY: self.0 came from aws-lc with one reference that we own.
-        unsafe { sys::RSA_free(self.0) }
+        // SAFETY: self.pkey came from aws-lc with one reference that we own.
+        unsafe { sys::EVP_PKEY_free(self.pkey) }
     }
 }
 

@@ -7,6 +7,7 @@ mod engine;
 mod ffi;
 mod kdf;
 mod kx;
+mod private_key;
 mod record;
 mod rsa_kx;
 mod sig;
@@ -37,9 +38,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kdf::py_hkdf_extract, m)?)?;
     m.add_function(wrap_pyfunction!(kdf::py_hkdf_expand_label, m)?)?;
     m.add_function(wrap_pyfunction!(kdf::py_derive_secret, m)?)?;
-    m.add_function(wrap_pyfunction!(rsa_kx::rsa_premaster, m)?)?;
+    m.add_class::<private_key::PrivateKey>()?;
     m.add_class::<kx::PyEphemeralKey>()?;
-    m.add_function(wrap_pyfunction!(sig::py_sign, m)?)?;
     m.add_function(wrap_pyfunction!(sig::py_verify, m)?)?;
     m.add_function(wrap_pyfunction!(random_bytes, m)?)?;
     Ok(())

@@ -255,7 +255,7 @@ class ExpectCertificateRequestOrDone(State):
         session_hash = transcript_hash(suite, bytes(conn.transcript)) if conn.extended_master_secret else b""
         conn.master_secret = derive_master_secret(suite, premaster, conn.client_random, conn.server_random, session_hash)
         if credential is not None and scheme is not None:
-            signature = _core.sign(scheme, credential.key_der, bytes(conn.transcript))
+            signature = credential.key.sign(scheme, bytes(conn.transcript))
             conn.send_handshake(CertificateVerify(SIGNATURE_SCHEMES[scheme], signature), "certificate verify")
         sealer, conn.pending_opener = record_protection(
             suite, conn.master_secret, conn.client_random, conn.server_random, True, conn.encrypt_then_mac

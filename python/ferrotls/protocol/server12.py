@@ -146,7 +146,7 @@ class ExpectClientHello(State):
         if suite.kx == "ECDHE":
             ephemeral = _core.EphemeralKey(group)
             kx = ServerKeyExchange(GROUPS[group], ephemeral.public_bytes, SIGNATURE_SCHEMES[scheme])
-            kx.signature = _core.sign(scheme, credential.key_der, conn.client_random + conn.server_random + kx.params())
+            kx.signature = credential.key.sign(scheme, conn.client_random + conn.server_random + kx.params())
             conn.send_handshake(kx, "key exchange")
         if config.verify_peer:
             names = config.trust_store.subject_names_der() if config.trust_store is not None else []
@@ -175,7 +175,7 @@ def _key_exchange_plan(config, suite, client_groups, client_schemes):
     if suite.kx != "ECDHE":
         return credential, None, None
     # RFC 8422 5.1: in TLS 1.2 the client's groups bound the ECDSA certificate's curve too.
-    if kind == "ec" and GROUPS.get(credential.private_key.curve.name) not in client_groups:
+    if kind == "ec" and GROUPS.get(credential.curve) not in client_groups:
         return None
     group = next((g for g in config.groups if GROUPS[g] in client_groups), None)
     scheme = next((s for s in credential.signature_schemes if s in client_schemes), None)
@@ -280,7 +280,7 @@ class ExpectClientKeyExchange(State):
             try:
                 # Never fails for bad padding: a malformed block yields a substitute premaster,
                 # and the handshake fails at Finished like any wrong key (RFC 5246 7.4.7.1).
-                premaster = _core.rsa_premaster(self.flight.credential.key_der, exchange.encrypted_premaster, self.flight.hello.client_version)
+                premaster = self.flight.credential.key.rsa_premaster(exchange.encrypted_premaster, self.flight.hello.client_version)
             except ValueError:
                 raise TLSAlert(AlertDescription.decode_error, "EncryptedPreMasterSecret has the wrong length") from None
         suite = conn.suite
