@@ -179,9 +179,9 @@ unsafe impl Send for PrivateKey {}
 unsafe impl Sync for PrivateKey {}
 
 impl PrivateKey {
-    /// Parses PKCS#8 PrivateKeyInfo DER and checks the key's consistency (RSA_check_key: the
-    /// CRT values belong to the modulus; EC_KEY_check_key: the public point is the private
-    /// scalar's); `None` if it is malformed, inconsistent or of another kind.
+    /// Parses PKCS#8 PrivateKeyInfo DER; `None` if it is malformed, inconsistent or of another
+    /// kind. aws-lc's parsers check consistency themselves: RSA_check_key (the CRT values
+    /// belong to the modulus) and EC_KEY_check_key (the public point is the private scalar's).
     pub fn from_pkcs8(der: &[u8]) -> Option<Self> {
         // SAFETY: the CBS borrows `der` only during the parse; every pointer is checked for
         // NULL; a rejected key is freed here, an accepted one by Drop.
@@ -195,13 +195,11 @@ impl PrivateKey {
             }
             let key = PrivateKey { pkey, kind: KeyKind::Rsa };
             let kind = match sys::EVP_PKEY_id(pkey) {
-                sys::EVP_PKEY_RSA if sys::RSA_check_key(sys::EVP_PKEY_get0_RSA(pkey)) == 1 => KeyKind::Rsa,
+                sys::EVP_PKEY_RSA => KeyKind::Rsa,
                 sys::EVP_PKEY_EC => {
                     let ec = sys::EVP_PKEY_get0_EC_KEY(pkey);
                     let curve = sys::EC_GROUP_get_curve_name(sys::EC_KEY_get0_group(ec));
-                    let named = [sys::NID_X9_62_prime256v1, sys::NID_secp384r1, sys::NID_secp521r1].contains(&curve);
-                    if !named || sys::EC_KEY_check_key(ec) != 1 {
-                        sys::ERR_clear_error();
+                    if ![sys::NID_X9_62_prime256v1, sys::NID_secp384r1, sys::NID_secp521r1].contains(&curve) {
                         return None;
                     }
                     KeyKind::Ec(curve)
