@@ -26,10 +26,12 @@ C library's default allocator, untouched.
   has been opened and closed (so imports and other one-time costs are not counted per
   connection). Measured on both sides, each in its own fresh process (the client side by a
   `tls_peers.py hold` child). RSS read from /proc (Linux).
-- handshakes (timed, reported, not a goal of this work): full TLS 1.2 handshakes on new TCP
-  connections, no resumption, the client verifying chain and hostname; one case resumes with a
-  session ticket. About HS_SECONDS (2) per library and case, sized by an untimed 0.3 s run;
-  handshakes/s = 1 / mean (throughput) and 1 / median.
+- handshakes (timed, goals in HS_GOALS): full TLS 1.2 handshakes on new TCP connections, no
+  resumption, the client verifying chain and hostname; one case resumes with a session ticket.
+  About HS_SECONDS (2) per library and case, sized by an untimed 0.3 s run; handshakes/s =
+  1 / mean (throughput) and 1 / median.
+- load_cert_chain (timed, goal: no slower than the stdlib): a new server SSLContext loading a
+  PEM file with an RSA-3072 or ECDSA P-256 key and its certificate, 200 rounds each.
 
 Nothing asserts on time or memory: the summary at the end of the session prints ferrotls, stdlib,
 the ratio ferrotls / stdlib and the goal beside each, and whether it is met (from the medians).
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import statistics
 import time
 
@@ -80,6 +83,14 @@ HS_CASES = [  # (suite, server mode)
     ("ECDHE-ECDSA-AES128-GCM-SHA256", "handshake"),
     ("ECDHE-RSA-AES128-GCM-SHA256", "resume"),
 ]
+# goal for full handshakes/s and resumed ones (ferrotls / stdlib)
+HS_GOALS = {
+    ("AES128-GCM-SHA256", "handshake"): 1.3,
+    ("ECDHE-RSA-AES128-GCM-SHA256", "handshake"): 1.5,
+    ("ECDHE-ECDSA-AES128-GCM-SHA256", "handshake"): 1.3,
+    ("ECDHE-RSA-AES128-GCM-SHA256", "resume"): 2.0,
+}
+LOAD_KEYS = ("rsa3072", "ecdsa-p256")  # load_cert_chain goal: at most the stdlib's time
 
 # What the tests measured, for the summary: (section, case...) -> impl -> {"value": ..., ...}
 RESULTS: dict = {}
@@ -266,6 +277,47 @@ def test_handshakes(benchmark, pki, impl, suite, mode):
     _record(("handshake", suite, mode), impl, (1 / stats.mean, 1 / stats.median) if stats else None, negotiated=info)
 
 
+# --- load_cert_chain ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def load_files(tmp_path_factory):
+    """PEM files holding a private key and its self-signed certificate, per entry of LOAD_KEYS."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    directory = tmp_path_factory.mktemp("load")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    files = {}
+    for name, key in (("rsa3072", rsa.generate_private_key(65537, 3072)), ("ecdsa-p256", ec.generate_private_key(ec.SECP256R1()))):
+        subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, tls_peers.HOSTNAME)])
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                .sign(key, hashes.SHA256()))
+        path = directory / f"{name}.pem"
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM))
+        files[name] = str(path)
+    return files
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("key", LOAD_KEYS)
+def test_load_cert_chain(benchmark, load_files, impl, key):
+    benchmark.group = f"load_cert_chain {key}"
+    cls = tls_peers.context_class(impl)
+
+    def load():
+        cls(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(load_files[key])
+
+    benchmark.pedantic(load, rounds=200, iterations=1, warmup_rounds=0)
+    stats = _stats(benchmark)
+    _record(("load", key), impl, (stats.median * 1e3, stats.min * 1e3) if stats else None)
+
+
 # --- the summary ---------------------------------------------------------------------------------
 
 
@@ -300,6 +352,7 @@ class _Summary:
         self._rates(tr)
         self._memory(tr)
         self._handshakes(tr)
+        self._loads(tr)
 
     @staticmethod
     def _rate_row(tr, label: str, row: dict, goal: float | None) -> None:
@@ -363,12 +416,29 @@ class _Summary:
         keys = [k for k in RESULTS if k[0] == "handshake"]
         if not keys:
             return
-        self._rate_header(tr, "handshakes, TLS 1.2, a new TCP connection each, client verifying chain and hostname"
-                              " (reported; not a goal of this work)", "handshakes/s", ("1/mean", "1/med"))
+        self._rate_header(tr, "handshakes, TLS 1.2, a new TCP connection each, client verifying chain and hostname",
+                              "handshakes/s", ("1/mean", "1/med"))
         for key in keys:
             label = f"{'resumed' if key[2] == 'resume' else 'full'} {key[1]}"
-            self._rate_row(tr, label, RESULTS[key], None)
+            self._rate_row(tr, label, RESULTS[key], HS_GOALS.get(key[1:]))
         self._negotiated(tr, keys)
+
+    @staticmethod
+    def _loads(tr) -> None:
+        keys = [k for k in RESULTS if k[0] == "load"]
+        if not keys:
+            return
+        tr.write_line("")
+        tr.write_line("load_cert_chain (a new SSLContext each), ms; ratio = ferrotls time / stdlib time")
+        tr.write_line(f"{'key':<44} {'ferrotls':>14} {'stdlib':>14} {'ratio':>14}   goal")
+        tr.write_line(f"{'':<44}" + f" {'median':>7} {'best':>6}" * 3)
+        for key in keys:
+            f, s = (RESULTS[key].get(impl, {}).get("value") for impl in IMPLS)
+            ratio = f[0] / s[0] if f and s else None
+            verdict = "<= 1.0x" + ("" if ratio is None else (" met" if ratio <= 1.0 else " NOT met"))
+            tr.write_line(f"{key[1]:<44} {_fmt(f and f[0], '.3f'):>7} {_fmt(f and f[1], '.3f'):>6}"
+                          f" {_fmt(s and s[0], '.3f'):>7} {_fmt(s and s[1], '.3f'):>6}"
+                          f" {_fmt(ratio, '.2f'):>7} {_fmt(f and s and f[1] / s[1], '.2f'):>6}   {verdict}")
 
     @staticmethod
     def _negotiated(tr, keys) -> None:

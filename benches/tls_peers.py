@@ -87,17 +87,22 @@ def make_pki(directory: os.PathLike) -> PKI:
 # --- the same configuration for either library -------------------------------------------------
 
 
+def context_class(impl: str) -> type:
+    """ferrotls.SSLContext or the stdlib's ssl.SSLContext."""
+    if impl == "ferrotls":
+        from ferrotls import SSLContext
+
+        return SSLContext
+    if impl == "stdlib":
+        return ssl.SSLContext
+    raise ValueError(impl)
+
+
 def context(impl: str, server: bool, cipher: str, pki: PKI, tickets: bool = False) -> ssl.SSLContext:
     """A TLS 1.2-only context of `impl`'s class limited to `cipher`; a server holds both leaves,
     a client verifies chain and hostname (PROTOCOL_TLS_CLIENT's defaults). Session tickets only
     when asked for."""
-    if impl == "ferrotls":
-        from ferrotls import SSLContext as cls
-    elif impl == "stdlib":
-        cls = ssl.SSLContext
-    else:
-        raise ValueError(impl)
-    ctx = cls(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+    ctx = context_class(impl)(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(cipher)
     if not tickets:
