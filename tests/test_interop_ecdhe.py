@@ -510,6 +510,20 @@ def test_openssl_client_vs_server_with_p384_certificate(pki, server_p384, ferro_
     assert ske_scheme(served.conn.transcript) == 0x0503  # what a P-384 credential signs with
 
 
+def test_openssl_client_asking_sha256_of_a_p384_server(pki, server_p384, ferro_server, s_client, tlsutil):
+    """The mirror of the test above: an OpenSSL client that offers only ECDSA+SHA256 gets a
+    ServerKeyExchange signed by our P-384 key with SHA-256 (0x0403), and verifies it."""
+    *_, credential = server_p384
+    server = ferro_server(pki.server_config(credentials=[credential]), tlsutil.reverse_and_close_first)
+    run = s_client(server.port, "-servername", "localhost", "-verify_return_error", "-ign_eof",
+                   "-sigalgs", "ECDSA+SHA256", input=b"P-384 SHA-256\n")
+    (served,) = server.join()
+    served.check()
+    assert s_client_closed_cleanly(run), run.output
+    assert "Server public key is 384 bit" in run.stdout and "Peer signing digest: SHA256" in run.stdout
+    assert ske_scheme(served.conn.transcript) == 0x0403
+
+
 # --------------------------------------------------------------------------------------------
 # Resumption with ECDHE suites
 # --------------------------------------------------------------------------------------------
