@@ -1443,3 +1443,59 @@ def test_server_without_ems_issues_nothing_resumable(pki):
     assert not first.client.extended_master_secret
     assert first.client.session is None and first.server.session is None
     assert len(server_config.session_cache) == 0
+
+
+def test_a_bug_in_a_state_becomes_internal_error(pair, monkeypatch):
+    """Any exception that is not a TLS failure (here an IndexError from the server's
+    ClientHello state, standing for a bug or a library's exception on peer bytes) ends the
+    connection with internal_error to the peer, as a TLSAlert that chains the original."""
+    from ferrotls.protocol import server12
+
+    def broken(self, conn, msg_type, body):
+        raise IndexError("a bug")
+
+    monkeypatch.setattr(server12.ExpectClientHello, "handle", broken)
+    pair.client.start_handshake()
+    alert = expect_alert(pair, pair.server, pair.take(pair.client), AD.internal_error)
+    assert isinstance(alert.__cause__, IndexError)
+
+
+def test_a_bug_in_the_handshake_reaches_the_caller_as_sslerror(pki, monkeypatch):
+    """The same through ssl.SSLSocket: the caller gets ssl.SSLError (the bug chained as its
+    __cause__), and the peer (the stdlib) gets an internal_error alert, not a hang."""
+    import socket
+    import ssl
+    import threading
+
+    import ferrotls
+    from ferrotls.protocol import server12
+
+    def broken(self, conn, msg_type, body):
+        raise IndexError("a bug")
+
+    monkeypatch.setattr(server12.ExpectClientHello, "handle", broken)
+    server = ferrotls.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(pki.server.cert_path, pki.server.key_path)
+    client = ssl.create_default_context(cafile=pki.server_ca_path)
+    listener = socket.create_server(("127.0.0.1", 0))
+    raised = []
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.settimeout(10)
+        try:
+            server.wrap_socket(conn, server_side=True)
+        except Exception as e:
+            raised.append(e)
+        conn.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    with socket.create_connection(listener.getsockname(), timeout=10) as sock:
+        with pytest.raises(ssl.SSLError) as peer:
+            client.wrap_socket(sock, server_hostname="localhost")
+    thread.join(10)
+    listener.close()
+    assert peer.value.reason == "TLSV1_ALERT_INTERNAL_ERROR"
+    (error,) = raised
+    assert isinstance(error, ssl.SSLError) and isinstance(error.__cause__, IndexError)

@@ -173,6 +173,8 @@ class SSLContext(ssl.SSLContext):
     def load_cert_chain(self, certfile, keyfile=None, password=None) -> None:
         if password is not None and not callable(password) and not isinstance(password, (str, bytes, bytearray)):
             raise TypeError("password should be a string or callable")
+        certfile = _filesystem_path(certfile, "certfile")
+        keyfile = None if keyfile is None else _filesystem_path(keyfile, "keyfile")
         # One certificate per key type: a server may hold an RSA and an ECDSA one at once.
         credential = load_credential(certfile, keyfile, password)
         self._credentials = [c for c in self._credentials if c.key_type != credential.key_type] + [credential]
@@ -181,9 +183,9 @@ class SSLContext(ssl.SSLContext):
         if cafile is None and capath is None and cadata is None:
             raise TypeError("cafile, capath and cadata cannot be all omitted")
         if cafile is not None:
-            self._trust.load_file(os.fspath(cafile))
+            self._trust.load_file(_filesystem_path(cafile, "cafile"))
         if capath is not None:
-            self._trust.load_directory(os.fspath(capath))
+            self._trust.load_directory(_filesystem_path(capath, "capath"))
         if cadata is not None:
             if isinstance(cadata, str):
                 self._trust.add_pem(cadata)
@@ -364,6 +366,14 @@ class SSLContext(ssl.SSLContext):
         if self.protocol == ssl.PROTOCOL_TLS_CLIENT:
             raise ValueError("SSLContext is not a server context.")
         self._ticket_keys = TicketKeys.from_file(path)
+
+
+def _filesystem_path(value, name: str):
+    """`value` as a path; TypeError for anything else, worded as CPython's (an integer is not
+    taken for a file descriptor: it would be read to its end and closed)."""
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} should be a valid filesystem path")
+    return os.fspath(value)
 
 
 def _der_length(data: bytes, pos: int) -> Optional[int]:

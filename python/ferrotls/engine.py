@@ -111,7 +111,10 @@ class Engine(_core.EngineBase):
     def do_handshake(self) -> None:
         with self._read_lock:
             if not self._started:
-                self._start()
+                try:
+                    self._start()
+                except (TLSAlert, PeerAlert) as e:
+                    self._raise_failure(e)
                 self._started = True
             while True:
                 self._flush("handshake")
@@ -143,8 +146,13 @@ class Engine(_core.EngineBase):
             else:
                 self._receive_batch(want, operation)
         except (TLSAlert, PeerAlert) as e:
-            self._push_quietly()
-            raise self._protocol_error(e) from None
+            self._raise_failure(e)
+
+    def _raise_failure(self, e: Exception) -> None:
+        """Sends the alert the connection queued and raises its failure as this engine reports
+        failures, chaining the original exception of an internal error for debugging."""
+        self._push_quietly()
+        raise self._protocol_error(e) from e.__cause__
 
     def _receive_record(self, want: int, operation: str) -> None:
         """Reads more of the record at the front of the buffer and processes it once it is
@@ -253,8 +261,7 @@ class Engine(_core.EngineBase):
             try:
                 self.conn.record_failed(error)
             except (TLSAlert, PeerAlert) as e:
-                self._push_quietly()
-                raise self._protocol_error(e) from None
+                self._raise_failure(e)
             finally:
                 self._arm_fast_paths()
 

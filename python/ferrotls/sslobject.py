@@ -141,7 +141,15 @@ class SSLEngine(Engine):
         except Exception:
             raise TLSAlert(AlertDescription.handshake_failure, sslerrors.CALLBACK_FAILED) from None
         if result is not None:
-            raise TLSAlert(AlertDescription(result), sslerrors.CALLBACK_FAILED)
+            # As CPython's _servername_callback: an int is the alert to send, which OpenSSL sends
+            # only if it is one it knows (else none); anything else is internal_error.
+            if not isinstance(result, int):
+                raise TLSAlert(AlertDescription.internal_error, sslerrors.CALLBACK_FAILED)
+            try:
+                description = AlertDescription(result)
+            except ValueError:
+                raise TLSAlert(AlertDescription.handshake_failure, sslerrors.CALLBACK_FAILED, send=False) from None
+            raise TLSAlert(description, sslerrors.CALLBACK_FAILED)
         if self._context is not before:
             return self._context._tls_config(True, None)
         return None

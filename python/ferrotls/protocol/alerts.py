@@ -16,7 +16,9 @@ class AlertDescription(enum.IntEnum):
     close_notify = 0
     unexpected_message = 10
     bad_record_mac = 20
+    decryption_failed = 21
     record_overflow = 22
+    decompression_failure = 30
     handshake_failure = 40
     bad_certificate = 42
     unsupported_certificate = 43
@@ -28,6 +30,7 @@ class AlertDescription(enum.IntEnum):
     access_denied = 49
     decode_error = 50
     decrypt_error = 51
+    export_restriction = 60
     protocol_version = 70
     insufficient_security = 71
     internal_error = 80
@@ -36,7 +39,11 @@ class AlertDescription(enum.IntEnum):
     no_renegotiation = 100
     missing_extension = 109
     unsupported_extension = 110
+    certificate_unobtainable = 111
     unrecognized_name = 112
+    bad_certificate_status_response = 113
+    bad_certificate_hash_value = 114
+    unknown_psk_identity = 115
     certificate_required = 116
     no_application_protocol = 120
 

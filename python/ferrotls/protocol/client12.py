@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from .. import _core
 from .alerts import AlertDescription, TLSAlert
-from .common12 import SPKI, check_finished, check_signature, leaf_certificate, send_finished, verify_chain
+from .common12 import SPKI, check_finished, check_signature, peer_public_key, send_finished, verify_chain
 from .connection import Connection, Done, ExpectChangeCipherSpec, State
 from .keys import derive_master_secret, record_protection, transcript_hash
 from .messages import (
@@ -178,10 +178,9 @@ class ExpectCertificate(State):
         if not chain:
             raise TLSAlert(AlertDescription.decode_error, "server sent no certificate")
         conn.peer_chain = chain
-        leaf = leaf_certificate(chain)
         if conn.config.verify_peer:
             conn.verified_chain = verify_chain(conn, chain, server=True)
-        key = leaf.public_key()
+        key = peer_public_key(chain)
         wanted = ec.EllipticCurvePublicKey if conn.suite.auth == "ECDSA" else rsa.RSAPublicKey
         if not isinstance(key, wanted):
             raise TLSAlert(AlertDescription.unsupported_certificate, f"{conn.suite.openssl_name} needs an {conn.suite.auth} server key")

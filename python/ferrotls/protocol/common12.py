@@ -6,6 +6,7 @@ import hmac
 from typing import List
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from .. import _core
@@ -16,11 +17,15 @@ from .messages import SCHEME_NAMES, Finished
 SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def leaf_certificate(chain: List[bytes]) -> x509.Certificate:
+def peer_public_key(chain: List[bytes]):
+    """The public key of the peer's leaf certificate, once the chain has been validated (if it
+    is). A leaf or key that cannot be read ends the handshake as in OpenSSL, which finds no key
+    parameters in it: internal_error to the peer, UNABLE_TO_FIND_PUBLIC_KEY_PARAMETERS here."""
     try:
-        return x509.load_der_x509_certificate(chain[0])
-    except ValueError:
-        raise TLSAlert(AlertDescription.bad_certificate, "the peer's certificate does not parse") from None
+        return x509.load_der_x509_certificate(chain[0]).public_key()
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):
+        raise TLSAlert(AlertDescription.internal_error, "the peer's certificate holds no usable public key",
+                       reason="UNABLE_TO_FIND_PUBLIC_KEY_PARAMETERS") from None
 
 
 def verify_chain(conn, chain: List[bytes], server: bool) -> list:

@@ -302,6 +302,12 @@ class Connection:
         except PeerAlert as e:
             self.failed = e
             raise
+        except Exception as e:
+            # Anything else is a bug here, or a library's exception on peer bytes that a check
+            # missed: internal_error to the peer, and the original chained for debugging.
+            alert = TLSAlert(AlertDescription.internal_error, f"{type(e).__name__}: {e}")
+            alert.__cause__ = e
+            self._fail(alert)
         finally:
             if self._hs_out:
                 self._flush_handshake()

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .. import _core
 from .alerts import AlertDescription, TLSAlert
-from .common12 import SPKI, check_finished, check_signature, leaf_certificate, send_finished, verify_chain
+from .common12 import SPKI, check_finished, check_signature, peer_public_key, send_finished, verify_chain
 from .connection import Connection, Done, ExpectChangeCipherSpec, State
 from .keys import derive_master_secret, record_protection, transcript_hash
 from .messages import (
@@ -251,10 +251,10 @@ class ExpectClientCertificate(State):
             if conn.config.require_peer_certificate:
                 raise TLSAlert(AlertDescription.handshake_failure, "peer did not return a certificate")
             return ExpectClientKeyExchange(self.flight)
-        key = leaf_certificate(chain).public_key()
+        conn.verified_chain = verify_chain(conn, chain, server=False)
+        key = peer_public_key(chain)
         if not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
             raise TLSAlert(AlertDescription.unsupported_certificate, "client key is neither RSA nor ECDSA")
-        conn.verified_chain = verify_chain(conn, chain, server=False)
         conn.peer_chain = chain
         self.flight.client_key_spki = key.public_bytes(*SPKI)
         return ExpectClientKeyExchange(self.flight)
