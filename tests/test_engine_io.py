@@ -1035,3 +1035,102 @@ def test_timeouts_of_a_read_and_a_write_after_the_handshake(impl, pki, sockets, 
     for _, took in results:
         assert 0.25 < took < 0.6 + 0.3 * 255, took  # a sendall may wait once per piece that went
     assert results[0][1] < 0.6
+
+
+# --------------------------------------------------------------------------------------------
+# 7. A timeout bounds the whole handshake or read, however slowly the peer trickles
+# --------------------------------------------------------------------------------------------
+
+TRICKLE_TIMEOUT = 1.0
+
+
+def _trickle(sock: socket.socket, data: bytes, stop: threading.Event, gap: float = 0.05) -> None:
+    """Sends `data` a byte at a time, `gap` seconds apart, until done or `stop` is set."""
+    for i in range(len(data)):
+        if stop.wait(gap):
+            return
+        try:
+            sock.sendall(data[i : i + 1])
+        except OSError:
+            return
+
+
+def _timed_out_within(call) -> float:
+    """Runs call(), which must raise socket.timeout; returns how long it took."""
+    started = time.monotonic()
+    with pytest.raises(socket.timeout):
+        call()
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_trickling_client_hello_times_out_the_server_handshake(impl, pki, sockets, background):
+    """A client sending its ClientHello a byte every 50 ms (each recv gets something, well
+    within the timeout): the server's handshake with a 1 s timeout ends at about 1 s, as the
+    stdlib's does, not when the last byte comes."""
+    client_sock, server_sock = sockets.pair()
+    c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    hello_side = client_ctx("stdlib", pki).wrap_bio(c_in, c_out, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        hello_side.do_handshake()
+    stop = threading.Event()
+    future = background(_trickle, client_sock, c_out.read() * 4, stop)
+    server_sock.settimeout(TRICKLE_TIMEOUT)
+    try:
+        took = _timed_out_within(lambda: server_ctx(impl, pki).wrap_socket(server_sock, server_side=True))
+    finally:
+        stop.set()
+        future.result(IO_TIMEOUT)
+    assert TRICKLE_TIMEOUT * 0.9 < took < TRICKLE_TIMEOUT * 1.5, took
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_trickling_server_flight_times_out_the_client_handshake(impl, pki, sockets, background):
+    """The same for a client (timeout=1 s) whose server sends its flight a byte at a time."""
+    client_sock, server_sock = sockets.pair()
+    stop = threading.Event()
+
+    def serve():
+        s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = server_ctx("stdlib", pki).wrap_bio(s_in, s_out, server_side=True)
+        while True:
+            with pytest.raises(ssl.SSLWantReadError):
+                obj.do_handshake()
+            if s_out.pending:
+                break
+            s_in.write(server_sock.recv(65536))
+        _trickle(server_sock, s_out.read(), stop)
+
+    future = background(serve)
+    client_sock.settimeout(TRICKLE_TIMEOUT)
+    ctx = client_ctx(impl, pki)
+    try:
+        took = _timed_out_within(lambda: ctx.wrap_socket(client_sock, server_hostname="localhost"))
+    finally:
+        stop.set()
+        future.result(IO_TIMEOUT)
+    assert TRICKLE_TIMEOUT * 0.9 < took < TRICKLE_TIMEOUT * 1.5, took
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_trickling_record_times_out_a_read(impl, pki, sockets, background):
+    """After the handshake, a 16 KiB record trickled a byte every 50 ms: recv() with a 1 s
+    timeout raises socket.timeout at about 1 s, as the stdlib's does."""
+    client_sock, server_sock = sockets.pair()
+    stop = threading.Event()
+
+    def serve():
+        peer = BIOPeer(server_ctx("stdlib", pki), server_sock, server_side=True)
+        peer.handshake()
+        peer.obj.write(bytes(16384))
+        _trickle(server_sock, peer.outgoing.read(), stop)
+
+    future = background(serve)
+    tls = sockets.track(client_ctx(impl, pki).wrap_socket(client_sock, server_hostname="localhost"))
+    tls.settimeout(TRICKLE_TIMEOUT)
+    try:
+        took = _timed_out_within(lambda: tls.recv(16384))
+    finally:
+        stop.set()
+        future.result(IO_TIMEOUT)
+    assert TRICKLE_TIMEOUT * 0.9 < took < TRICKLE_TIMEOUT * 1.5, took

@@ -34,7 +34,7 @@ from typing import Optional
 
 from . import _core, sslerrors
 from .protocol import Connection, PeerAlert, TLSAlert
-from .transport import MAX_RECORD, SocketTransport
+from .transport import MAX_RECORD, Operation, SocketTransport
 
 # The largest plaintext of a record.
 MAX_FRAGMENT = 1 << 14
@@ -116,17 +116,18 @@ class Engine(_core.EngineBase):
                 except (TLSAlert, PeerAlert) as e:
                     self._raise_failure(e)
                 self._started = True
+            operation = self._transport.operation("handshake")
             while True:
-                self._flush("handshake")
+                self._flush(operation)
                 if self.conn.handshake_complete:
                     break
-                self._receive(0, "handshake")
+                self._receive(0, operation)
             self._handshake_done()
             self._arm_fast_paths()
 
     # Reading.
 
-    def _receive(self, want: int, operation: str) -> None:
+    def _receive(self, want: int, operation: Operation) -> None:
         """Takes from the transport what the operation needs and processes it, once: a batch
         of whole records for a large read, else more of the record at the front of the
         buffer. Read lock held; called only when no plaintext is waiting."""
@@ -154,7 +155,7 @@ class Engine(_core.EngineBase):
         self._push_quietly()
         raise self._protocol_error(e) from e.__cause__
 
-    def _receive_record(self, want: int, operation: str) -> None:
+    def _receive_record(self, want: int, operation: Operation) -> None:
         """Reads more of the record at the front of the buffer and processes it once it is
         whole: one system call a record, since the next record's header is read along with the
         end of this one (except after an alert: nothing after close_notify is ours)."""
@@ -174,7 +175,7 @@ class Engine(_core.EngineBase):
         if extra:
             self._partial, self._ahead = extra, size
 
-    def _receive_batch(self, want: int, operation: str) -> None:
+    def _receive_batch(self, want: int, operation: Operation) -> None:
         """Peeks at what has arrived (behind the start of a record already taken, if any),
         processes the whole records among it that the read needs and then takes exactly those
         from the transport: two system calls for many records."""
@@ -227,10 +228,11 @@ class Engine(_core.EngineBase):
             try:
                 if self._wstart != self._wend or self.conn.has_output:
                     self._push_quietly()
+                operation = self._transport.operation("read")
                 while self._plain == self._plain_end:
                     if self.eof:
                         return self._read_at_eof(buffer)
-                    self._receive(n, "read")
+                    self._receive(n, operation)
                     if self.conn.has_output:
                         self._push_quietly()  # an alert the records called for
                 start = self._plain
@@ -280,14 +282,15 @@ class Engine(_core.EngineBase):
             total = len(flat)
             if self._written > total:
                 self._written = 0  # not a retry of the write that was interrupted
+            operation = self._transport.operation("write")
             self._take_output()
-            self._send_output("write")
+            self._send_output(operation)
             while self._written < total:
                 with flat[self._written : self._written + WRITE_PIECE] as piece:
                     self._reserve_output(self._wend + self.conn.sealed_len(len(piece)))
                     self._wend = self.conn.seal_application_data(piece, self._wbuf, self._wend)
                     self._written += len(piece)
-                self._send_output("write")
+                self._send_output(operation)
             self._written = 0
             self._arm_fast_paths()
             return total
@@ -313,7 +316,7 @@ class Engine(_core.EngineBase):
             grown[: self._wend] = self._wbuf[: self._wend]
             self._wbuf = grown
 
-    def _send_output(self, operation: str) -> None:
+    def _send_output(self, operation: Operation) -> None:
         """Sends what waits; on a non-blocking transport raises "want write" with the rest
         kept for the next call. Write lock held."""
         while self._wstart < self._wend:
@@ -324,7 +327,7 @@ class Engine(_core.EngineBase):
             self._wstart += sent
         self._wstart = self._wend = 0
 
-    def _flush(self, operation: str) -> None:
+    def _flush(self, operation: Operation) -> None:
         with self._write_lock:
             self._take_output()
             self._send_output(operation)
@@ -339,7 +342,7 @@ class Engine(_core.EngineBase):
             return
         try:
             self._take_output()
-            self._send_output("write")
+            self._send_output(self._transport.operation("write"))
         except (OSError, ValueError):
             pass
         finally:
@@ -358,10 +361,11 @@ class Engine(_core.EngineBase):
                     self.conn.close()
                     self._arm_fast_paths()  # no application data after our close_notify
                     self._take_output()
-                    self._send_output("write")
+                    self._send_output(self._transport.operation("write"))
+                operation = self._transport.operation("read")
                 while not self.eof:
                     try:
-                        self._receive(MAX_READ, "read")
+                        self._receive(MAX_READ, operation)
                     except ssl.SSLEOFError:
                         break  # the peer closed TCP without its close_notify: we are done anyway
                     self._plain = self._plain_end = 0
@@ -407,7 +411,7 @@ class SocketEngine(Engine):
         self.conn.close()
         self._arm_fast_paths()
         try:
-            self._flush("write")
+            self._flush(self._transport.operation("write"))
         except OSError:
             pass
         if wait_for_peer and not self.eof:

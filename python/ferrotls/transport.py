@@ -4,9 +4,12 @@ peeked at, and discarded exactly) or a pair of ssl.MemoryBIOs."""
 from __future__ import annotations
 
 import os
+import select
 import socket
 import sys
+import time
 import weakref
+from typing import Optional
 
 from . import sslerrors
 
@@ -14,11 +17,41 @@ from . import sslerrors
 MAX_RECORD = 5 + (1 << 14) + 2048
 
 
+class Operation:
+    """A handshake, read or write: its name, for the stdlib's timeout message, and on a socket
+    with a timeout the monotonic time by which all of it must be done. As in the stdlib, the
+    timeout bounds the whole operation, not each system call: a peer that trickles bytes cannot
+    stretch it."""
+
+    __slots__ = ("name", "deadline")
+
+    def __init__(self, name: str, deadline: Optional[float] = None):
+        self.name = name
+        self.deadline = deadline
+
+    def timed_out(self) -> socket.timeout:
+        return socket.timeout(f"The {self.name} operation timed out")
+
+
+def _wait(sock: socket.socket, writing: bool, operation: Operation) -> None:
+    """Waits until `sock` is ready, or raises the operation's timeout at its deadline."""
+    left = operation.deadline - time.monotonic()
+    if left > 0:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLOUT if writing else select.POLLIN)
+            ready = poller.poll(left * 1000)
+        else:
+            ready = select.select([], [sock], [], left)[1] if writing else select.select([sock], [], [], left)[0]
+        if ready:
+            return
+    raise operation.timed_out()
 
 
 class SocketTransport:
-    """Raw I/O on the socket itself, bypassing SSLSocket's own methods; the socket's timeout
-    applies to each operation, as in the stdlib. The socket is held by weak reference."""
+    """Raw I/O on the socket itself, bypassing SSLSocket's own methods. On a socket with a
+    timeout the engine's operation bounds the wait; a non-blocking one raises "want read" or
+    "want write". The socket is held by weak reference."""
 
     is_bio = False
 
@@ -39,34 +72,40 @@ class SocketTransport:
             raise ValueError("the socket is gone")
         return sock
 
-    def _recv_into(self, view: memoryview, n: int, flags: int, operation: str) -> int:
+    def operation(self, name: str) -> Operation:
+        """A new operation; its deadline is the socket's timeout from now."""
+        timeout = self.sock.gettimeout()
+        return Operation(name, time.monotonic() + timeout if timeout else None)
+
+    def peek_into(self, buf: bytearray, n: int, operation: Operation) -> int:
+        """Copies up to n bytes that have arrived into buf, leaving them in the socket."""
+        sock = self.sock
+        if sock.gettimeout() is None:
+            return socket.socket.recv_into(sock, memoryview(buf), n, socket.MSG_PEEK)
+        if operation.deadline is not None:
+            _wait(sock, False, operation)  # then Python's recv finds it ready at once
         try:
-            return socket.socket.recv_into(self.sock, view, n, flags)
+            return socket.socket.recv_into(sock, memoryview(buf), n, socket.MSG_PEEK)
         except BlockingIOError:
             raise sslerrors.want_read() from None
-        except socket.timeout:
-            raise socket.timeout(f"The {operation} operation timed out") from None
 
-    def peek_into(self, buf: bytearray, n: int, operation: str) -> int:
-        """Copies up to n bytes that have arrived into buf, leaving them in the socket."""
-        return self._recv_into(memoryview(buf), n, socket.MSG_PEEK, operation)
-
-    def recv_into(self, buf: bytearray, at: int, n: int, operation: str) -> int:
+    def recv_into(self, buf: bytearray, at: int, n: int, operation: Operation) -> int:
         """Reads up to n bytes into buf[at:]. On a socket with a timeout (a non-blocking
         descriptor) the read is tried first and the wait comes only when nothing has arrived,
         as OpenSSL does: Python's recv would poll before every read."""
         sock = self.sock
         view = memoryview(buf)[at : at + n]
-        timeout = sock.gettimeout()
-        if timeout is None:
-            got = self._recv_into(view, n, 0, operation)
+        if sock.gettimeout() is None:
+            got = socket.socket.recv_into(sock, view, n)
         else:
-            try:
-                got = os.readv(sock.fileno(), [view])
-            except BlockingIOError:
-                if timeout == 0.0:
-                    raise sslerrors.want_read() from None
-                got = self._recv_into(view, n, 0, operation)
+            while True:
+                try:
+                    got = os.readv(sock.fileno(), [view])
+                    break
+                except BlockingIOError:
+                    if operation.deadline is None:  # a non-blocking socket
+                        raise sslerrors.want_read() from None
+                    _wait(sock, False, operation)
         self.bytes_read += got
         return got
 
@@ -82,24 +121,22 @@ class SocketTransport:
         while n:
             n -= socket.socket.recv_into(self.sock, self._scratch, min(n, len(self._scratch)))
 
-    def send(self, data: memoryview, operation: str) -> int:
-        """Sends all of `data` on a blocking socket or one with a timeout (what fits at once
-        first, without the poll Python's send does first, then the rest with the timeout); as
+    def send(self, data: memoryview, operation: Operation) -> int:
+        """Sends all of `data` on a blocking socket or one with a timeout (by its deadline); as
         much as fits on a non-blocking one."""
         sock = self.sock
-        timeout = sock.gettimeout()
-        sent = 0
-        if timeout is not None:
-            try:
-                sent = os.writev(sock.fileno(), [data])
-            except BlockingIOError:
-                pass
-        if timeout != 0.0 and sent < len(data):
-            try:
-                socket.socket.sendall(sock, data[sent:])
-            except socket.timeout:
-                raise socket.timeout(f"The {operation} operation timed out") from None
+        if sock.gettimeout() is None:
+            socket.socket.sendall(sock, data)
             sent = len(data)
+        else:
+            sent = 0
+            while sent < len(data):
+                try:
+                    sent += os.writev(sock.fileno(), [data[sent:]])
+                except BlockingIOError:
+                    if operation.deadline is None:  # a non-blocking socket: what fits went
+                        break
+                    _wait(sock, True, operation)
         self.bytes_written += sent
         return sent
 
@@ -117,6 +154,9 @@ class BIOTransport:
         self._staged = b""
         self._used = 0
 
+    def operation(self, name: str) -> Operation:
+        return Operation(name)  # a BIO never waits
+
     def _stage(self) -> int:
         if self._used == len(self._staged):
             self._staged, self._used = self.incoming.read(), 0
@@ -124,12 +164,12 @@ class BIOTransport:
                 raise sslerrors.want_read()
         return len(self._staged) - self._used
 
-    def peek_into(self, buf: bytearray, n: int, operation: str) -> int:
+    def peek_into(self, buf: bytearray, n: int, operation: Operation) -> int:
         n = min(n, self._stage())
         buf[:n] = memoryview(self._staged)[self._used : self._used + n]
         return n
 
-    def recv_into(self, buf: bytearray, at: int, n: int, operation: str) -> int:
+    def recv_into(self, buf: bytearray, at: int, n: int, operation: Operation) -> int:
         with memoryview(buf)[at:] as view:
             n = self.peek_into(view, n, operation)  # type: ignore[arg-type]
         self._used += n
@@ -138,5 +178,5 @@ class BIOTransport:
     def discard(self, buf: bytearray, n: int) -> None:
         self._used += n
 
-    def send(self, data: memoryview, operation: str) -> int:
+    def send(self, data: memoryview, operation: Operation) -> int:
         return self.outgoing.write(data)

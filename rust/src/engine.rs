@@ -172,6 +172,8 @@ fn locked_read(
     mut target: Option<&mut Borrowed>,
 ) -> PyResult<Result<Option<Py<PyAny>>, crate::record::Error>> {
     let py = slf.py();
+    // Made at the first record: the deadline bounds the whole read, however many records.
+    let mut sock: Option<Socket> = None;
     loop {
         {
             let mut this = slf.borrow_mut();
@@ -200,7 +202,13 @@ fn locked_read(
             }
             this.single_reads -= 1;
         }
-        match receive_record(slf, socket, opener)? {
+        if sock.is_none() {
+            sock = Socket::of(socket.bind(py))?;
+            if sock.is_none() {
+                return Ok(Ok(None));
+            }
+        }
+        match receive_record(slf, sock.as_ref().expect("made above"), opener)? {
             Received::Plaintext => continue,
             Received::Elsewhere => return Ok(Ok(None)),
             Received::Failed(error) => return Ok(Err(error)),
@@ -210,11 +218,8 @@ fn locked_read(
 
 /// Reads the rest of the record at the front of `_rbuf` (and the next record's header with
 /// it, as the Python engine does) and opens it, with the GIL released.
-fn receive_record(slf: &Bound<'_, EngineBase>, socket: &Py<PyAny>, opener: &Py<RecordOpener>) -> PyResult<Received> {
+fn receive_record(slf: &Bound<'_, EngineBase>, socket: &Socket, opener: &Py<RecordOpener>) -> PyResult<Received> {
     let py = slf.py();
-    let Some(socket) = Socket::of(socket.bind(py))? else {
-        return Ok(Received::Elsewhere);
-    };
     let (rbuf, mut partial, ahead) = {
         let this = slf.borrow();
         (this.rbuf.clone_ref(py), this.partial, this.ahead)
@@ -226,7 +231,7 @@ fn receive_record(slf: &Bound<'_, EngineBase>, socket: &Py<PyAny>, opener: &Py<R
     }
     let mut opener = opener.bind(py).borrow_mut();
     let (cipher, scratch) = opener.parts();
-    let outcome = py.detach(|| take_record(&socket, buf, &mut partial, cipher, scratch));
+    let outcome = py.detach(|| take_record(socket, buf, &mut partial, cipher, scratch));
     let mut this = slf.borrow_mut();
     this.ahead = 0;
     this.partial = partial;
