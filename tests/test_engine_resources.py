@@ -680,3 +680,67 @@ def test_reading_64_mib_uses_bounded_memory(impl, mode, pki):
     print(f"{impl} {mode}: peak +{figures['peak_growth'] / KiB:.0f} KiB, "
           f"resident +{figures['rss_growth'] / KiB:.0f} KiB")
     assert figures["peak_growth"] < MEMORY_BOUND, figures
+
+
+NON_READING_CHILD = r"""
+import gc, json, os, socket, ssl, sys, threading, time
+impl, cert, key, cafile, clients = json.loads(sys.argv[1])
+if impl == "ferrotls":
+    import ferrotls
+    server_ctx = ferrotls.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+else:
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+server_ctx.load_cert_chain(cert, key)
+client_ctx = ssl.create_default_context(cafile=cafile)
+
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
+
+payload = os.urandom(16 << 20)
+listener = socket.create_server(("127.0.0.1", 0))
+held = []
+
+def serve(conn):
+    try:
+        with server_ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(payload)
+    except OSError:
+        pass  # the client closed without reading: expected
+
+gc.collect()
+before = rss()
+threads = []
+for _ in range(clients):
+    sock = socket.create_connection(listener.getsockname())
+    conn, _ = listener.accept()
+    conn.settimeout(30)
+    thread = threading.Thread(target=serve, args=(conn,))
+    thread.start()
+    threads.append(thread)
+    held.append(client_ctx.wrap_socket(sock, server_hostname="localhost"))
+time.sleep(1.0)  # every server is blocked in sendall with the socket buffers full
+during = rss()
+for tls in held:
+    tls.close()
+for thread in threads:
+    thread.join(30)
+gc.collect()
+print(json.dumps({"during": during - before, "after": rss() - before}))
+"""
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_writing_to_clients_that_never_read_uses_bounded_memory(impl, pki):
+    """A server in one process writing 16 MiB to each of 20 clients that never read (each
+    server thread blocked in sendall): the process grows by less than 1 MiB a connection while
+    they are stuck, and keeps less than 8 MiB of it once the clients have gone (before the
+    engine wrote in bounded pieces, this held hundreds of MiB)."""
+    args = json.dumps([impl, pki.server.cert_path, pki.server.key_path, pki.server_ca_path, 20])
+    child = subprocess.run([sys.executable, "-c", NON_READING_CHILD, args], capture_output=True, text=True,
+                           timeout=60)
+    assert child.returncode == 0, child.stderr[-3000:]
+    figures = json.loads(child.stdout.splitlines()[-1])
+    print(f"{impl}: +{figures['during'] / MiB:.1f} MiB while stuck, +{figures['after'] / MiB:.1f} MiB after")
+    assert figures["during"] < 20 * MiB, figures
+    assert figures["after"] < 8 * MiB, figures
