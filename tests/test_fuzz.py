@@ -306,6 +306,10 @@ def test_random_buffers_into_the_openers(cipher, variant, data, want):
 @SETTINGS
 @given(cipher=st.sampled_from(CIPHERS), variant=st.booleans(), plaintext=st.binary(max_size=40000),
        content_type=st.sampled_from([ALERT, HANDSHAKE, APPDATA]), mutation=mutations())
+# Found by a long run: a TLS 1.3 record whose outer type is flipped to change_cipher_spec comes
+# back unopened, as the compatibility CCS it claims to be (RFC 8446 5); the caller refuses it.
+@example(cipher=CIPHERS[0], variant=True, plaintext=b"\x00", content_type=ALERT,
+         mutation=("flip", lambda data: bytes([data[0] ^ 3]) + data[1:]))
 def test_mutated_records_into_the_openers(cipher, variant, plaintext, content_type, mutation):
     sealer, opener = _pair_of(cipher, etm=variant, tls13=variant)
     _, mutate = mutation
@@ -313,6 +317,7 @@ def test_mutated_records_into_the_openers(cipher, variant, plaintext, content_ty
     try:
         items, used = opener.open(sealed)
         assert used <= len(sealed)
-        assert all(len(data) <= len(plaintext) for _, data in items)
+        for opened_type, data in items:
+            assert len(data) <= len(plaintext) or (variant and opened_type == CCS), (opened_type, data)
     except _core.RecordError:
         pass
