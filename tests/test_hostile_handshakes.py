@@ -280,3 +280,34 @@ def test_a_file_descriptor_is_not_a_path(impl, where, pki):
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+@pytest.mark.parametrize("length", [(1 << 18) + 1, 0xFFFFFF], ids=["256KiB+1", "16MiB-1"])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_handshake_message_too_large_to_accept(impl, length, pki):
+    """A ClientHello whose header claims more than ferrotls accepts (256 KiB, beyond OpenSSL's
+    ClientHello limit too): the server fails at once with EXCESSIVE_MESSAGE_SIZE and an
+    illegal_parameter alert, without waiting for (or buffering) the rest."""
+    import struct
+
+    server = context(impl, server=True)
+    server.load_cert_chain(pki.server.cert_path, pki.server.key_path)
+    listener = socket.create_server((HOST, 0))
+    result = {}
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.settimeout(IO_TIMEOUT)
+        result["server"] = outcome(lambda: server.wrap_socket(conn, server_side=True))
+        conn.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    with socket.create_connection(listener.getsockname(), timeout=IO_TIMEOUT) as sock:
+        body = bytes([1]) + length.to_bytes(3, "big") + bytes(1000)
+        sock.sendall(struct.pack("!BHH", 22, 0x0301, len(body)) + body)
+        alert = sock.recv(100)
+    thread.join(IO_TIMEOUT)
+    listener.close()
+    assert result["server"] == ("SSLError", "EXCESSIVE_MESSAGE_SIZE")
+    assert alert[:1] == b"\x15" and alert[-2:] == bytes([2, 47])  # fatal illegal_parameter

@@ -378,7 +378,8 @@ class Connection:
             for msg_type, body, raw in split_messages(self._hs_in):
                 self._handle_handshake(msg_type, body, raw, events)
             if len(self._hs_in) >= 4 and int.from_bytes(self._hs_in[1:4], "big") > MAX_HANDSHAKE_MESSAGE:
-                raise TLSAlert(AlertDescription.illegal_parameter, "excessive handshake message size")
+                raise TLSAlert(AlertDescription.illegal_parameter, "excessive handshake message size",
+                               reason="EXCESSIVE_MESSAGE_SIZE")
         elif content_type == ContentType.change_cipher_spec:
             if data != b"\x01":
                 raise TLSAlert(AlertDescription.unexpected_message, "malformed ChangeCipherSpec")
