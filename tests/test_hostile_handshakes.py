@@ -311,3 +311,49 @@ def test_a_handshake_message_too_large_to_accept(impl, length, pki):
     listener.close()
     assert result["server"] == ("SSLError", "EXCESSIVE_MESSAGE_SIZE")
     assert alert[:1] == b"\x15" and alert[-2:] == bytes([2, 47])  # fatal illegal_parameter
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_asyncio_server_handshake_timeout(impl, pki):
+    """asyncio.start_server(ssl=..., ssl_handshake_timeout=0.5) and a client that connects and
+    then trickles its ClientHello too slowly: the server drops it at about 0.5 s."""
+    import asyncio
+    import time
+
+    server_ctx = context(impl, server=True)
+    server_ctx.load_cert_chain(pki.server.cert_path, pki.server.key_path)
+    c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    hello_side = context("stdlib", server=False).wrap_bio(c_in, c_out, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        hello_side.do_handshake()
+    hello = c_out.read()
+
+    async def main():
+        handled = []
+
+        async def handle(reader, writer):
+            handled.append(True)
+            writer.close()
+
+        server = await asyncio.start_server(handle, HOST, 0, ssl=server_ctx, ssl_handshake_timeout=0.5)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection(HOST, port)
+        started = time.monotonic()
+        for byte in hello:
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.05)
+            if reader.at_eof() or writer.is_closing():
+                break
+            try:
+                if await asyncio.wait_for(reader.read(1), 0.001) == b"":
+                    break
+            except asyncio.TimeoutError:
+                pass
+        took = time.monotonic() - started
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return took, handled
+
+    took, handled = asyncio.run(main())
+    assert not handled and 0.4 < took < 2.0, took
