@@ -671,6 +671,18 @@ def test_server_key_exchange_tampered_after_signing(where, server_key, pki):
     expect_alert_sent(pair.client, flight_with(replace_ske(messages, bytes(body))), DECRYPT_ERROR)
 
 
+@SERVERS
+def test_server_key_exchange_with_an_empty_signature(server_key, pki):
+    """digitally-signed allows an empty signature (RFC 5246 4.7: <0..2^16-1>): it parses, and
+    fails to verify: decrypt_error, not decode_error."""
+    pair, _ = _pair_for(pki, server_key)
+    messages = pair.server_messages()
+    (body,) = [b for t, b in messages if t == SERVER_KEY_EXCHANGE]
+    params_end = 4 + body[3]
+    empty = body[: params_end + 2] + b"\x00\x00"  # params, scheme, a zero-length signature
+    expect_alert_sent(pair.client, flight_with(replace_ske(messages, empty)), DECRYPT_ERROR)
+
+
 # (server key, the one group the client offers, the group the forged ServerKeyExchange names).
 GROUP_NOT_OFFERED = [
     (server_key, offered, named)

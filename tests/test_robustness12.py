@@ -542,6 +542,26 @@ def test_tampered_handshake_message(scenario, side, index, how, expected, pki, r
     assert receiver.data_to_send() == b""
 
 
+def test_certificate_verify_with_an_empty_signature(pki, resumable):
+    """digitally-signed allows an empty signature (RFC 5246 4.7): the CertificateVerify parses
+    and fails to verify: decrypt_error, not decode_error."""
+    pair = make_pair("client-auth", pki, resumable)
+    index = FLIGHTS["client-auth"]["client"].index(CERTIFICATE_VERIFY)
+    rewriter = MessageRewriter(True, lambda i, t, body: handshake(t, body[:2] + b"\x00\x00") if i == index else None)
+    with pytest.raises(TLSAlert) as info:
+        pair.client.start_handshake()
+        pair.run(rewrite=rewriter)
+    assert info.value.description == AD.decrypt_error and pair.server.failed is info.value
+
+
+def test_hello_request_from_a_client_with_a_body(pair):
+    """Only a server sends HelloRequest (RFC 5246 7.4.1.1): from a client it is
+    unexpected_message, whatever its body holds."""
+    pair.handshake()
+    inject(pair.client, HANDSHAKE, handshake(HELLO_REQUEST, b"\x01\x02"))
+    expect_alert(pair, pair.server, pair.take(pair.client), AD.unexpected_message)
+
+
 # --------------------------------------------------------------------------------------------
 # Fragmentation and coalescing
 # --------------------------------------------------------------------------------------------

@@ -397,10 +397,11 @@ class Connection:
     def _handle_handshake(self, msg_type: int, body: bytes, raw: bytes, events: List[Event]) -> None:
         if msg_type == HandshakeType.hello_request:
             # RFC 5246 7.4.1.1: ignored while negotiating; afterwards we refuse renegotiation.
-            if body:
-                raise TLSAlert(AlertDescription.decode_error, "HelloRequest has a body")
+            # Only a server sends it, whatever its body.
             if not self.is_client:
                 raise TLSAlert(AlertDescription.unexpected_message, "HelloRequest sent to a server")
+            if body:
+                raise TLSAlert(AlertDescription.decode_error, "HelloRequest has a body")
             if self.handshake_complete:
                 self.send_alert(AlertLevel.warning, AlertDescription.no_renegotiation)
             return

@@ -311,7 +311,7 @@ class ServerKeyExchange:
         group = r.uint(2)
         public = r.vector(1, minimum=1)
         algorithm = r.uint(2)
-        signature = r.vector(2, minimum=1)
+        signature = r.vector(2)  # RFC 5246 4.7: <0..2^16-1>; an empty one fails to verify
         r.done()
         return cls(group, public, algorithm, signature)
 
@@ -347,7 +347,7 @@ class CertificateVerify:
     def decode(cls, body: bytes) -> "CertificateVerify":
         r = Reader(body, "CertificateVerify")
         alg = r.uint(2)
-        sig = r.vector(2, minimum=1)
+        sig = r.vector(2)  # RFC 5246 4.7: <0..2^16-1>; an empty one fails to verify
         r.done()
         return cls(alg, sig)
 
