@@ -1116,14 +1116,21 @@ def test_bad_premaster_fails_at_finished(kind, rsa_pair, pki):
     expect_alert(pair, pair.server, records[2], AD.bad_record_mac)
 
 
-def test_premaster_of_wrong_length(rsa_pair, pki):
+@pytest.mark.parametrize("delta", [-1, 1, -200])
+def test_premaster_of_wrong_length(rsa_pair, pki, delta):
+    """An EncryptedPreMasterSecret of the wrong length is a malformed premaster like any other
+    (RFC 5246 7.4.7.1): the server goes on with a substitute and fails at the client's
+    Finished, which does not open under the keys it derived: bad_record_mac."""
     pair = rsa_pair
-    pair.client.start_handshake()
-    pair.feed(pair.server, pair.take(pair.client))
-    pair.feed(pair.client, pair.take(pair.server))
     size = pki.server.credential.chain[0].public_key().key_size // 8
-    expect_alert(pair, pair.server, record(HANDSHAKE, handshake(CLIENT_KEY_EXCHANGE, vec(os.urandom(size - 1), 2))),
-                 AD.decode_error)
+    rewriter = MessageRewriter(True, lambda i, msg_type, body: handshake(msg_type, vec(os.urandom(size + delta), 2))
+                               if msg_type == CLIENT_KEY_EXCHANGE else None)
+    with pytest.raises(TLSAlert) as info:
+        pair.client.start_handshake()
+        pair.run(rewrite=rewriter)
+    assert info.value.description == AD.bad_record_mac and pair.server.failed is info.value
+    pair.take(pair.server)
+    assert alert_records(pair.records(pair.server)) == [(2, AD.bad_record_mac)]
 
 
 def test_client_certificate_without_certificate_verify(pki, resumable):

@@ -230,13 +230,19 @@ def test_substitutes_belong_to_the_key(rsa_keys, key2048):
 # --------------------------------------------------------------------------------------------
 
 
-def test_wrong_ciphertext_length_is_value_error(key2048):
-    der = pkcs8(key2048)
+def test_wrong_ciphertext_length_gets_a_substitute(key2048):
+    """A ciphertext of the wrong length is malformed like any other (RFC 5246 7.4.7.1): a
+    substitute premaster (client_version first, the same for the same bytes), no error."""
+    key = _core.PrivateKey(pkcs8(key2048))
     _, k = modulus(key2048)
     good = key2048.public_key().encrypt(CV + bytes(46), padding.PKCS1v15())
+    substitutes = set()
     for ct in (b"", good[1:], good[:-1], b"\x00" + good, good + b"\x00", bytes(2 * k), bytes(k - 128)):
-        with pytest.raises(ValueError):
-            _core.PrivateKey(der).rsa_premaster(ct, CLIENT_VERSION)
+        out = key.rsa_premaster(ct, CLIENT_VERSION)
+        assert len(out) == 48 and out[:2] == CV and out != CV + bytes(46)
+        assert key.rsa_premaster(ct, CLIENT_VERSION) == out
+        substitutes.add(out)
+    assert len(substitutes) == 7
 
 
 @pytest.mark.parametrize(

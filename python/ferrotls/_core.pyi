@@ -135,7 +135,7 @@ class PrivateKey:
         an unknown scheme or one the key cannot sign under."""
     def rsa_premaster(self, ciphertext: bytes, client_version: int) -> bytes:
         """Always 48 bytes: the premaster, or an indistinguishable substitute for a malformed
-        block (implicit rejection). ValueError only for a wrong ciphertext length or a non-RSA key."""
+        ciphertext of any length (implicit rejection). ValueError only for a non-RSA key."""
 
 def verify(scheme: str, public_key_der: bytes, message: bytes, signature: bytes) -> bool:
     """Checks a signature with a SubjectPublicKeyInfo DER key; "rsa_pkcs1_sha1" is accepted here.

@@ -64,16 +64,12 @@ impl PrivateKey {
     }
 
     /// The premaster secret of an RSA ClientKeyExchange (RFC 5246 7.4.7.1): always 48 bytes,
-    /// never an error for bad padding (implicit rejection); ValueError only for a ciphertext
-    /// of the wrong length or a key that is not RSA.
+    /// never an error for a malformed ciphertext of any length (implicit rejection);
+    /// ValueError only for a key that is not RSA.
     fn rsa_premaster<'py>(&self, py: Python<'py>, ciphertext: &[u8], client_version: u16) -> PyResult<Bound<'py, PyBytes>> {
-        let kdk = self.rejection.as_ref().ok_or_else(|| PyValueError::new_err("the private key is not a usable RSA key"))?;
-        let secret = py.detach(|| rsa_kx::premaster(&self.key, kdk, ciphertext, client_version)).map_err(|e| {
-            PyValueError::new_err(match e {
-                rsa_kx::Error::NotRsa => "the private key is not a usable RSA key",
-                rsa_kx::Error::WrongLength => "the ciphertext length is not the modulus length",
-            })
-        })?;
+        let not_rsa = || PyValueError::new_err("the private key is not a usable RSA key");
+        let kdk = self.rejection.as_ref().ok_or_else(not_rsa)?;
+        let secret = py.detach(|| rsa_kx::premaster(&self.key, kdk, ciphertext, client_version)).map_err(|_| not_rsa())?;
         Ok(PyBytes::new(py, &secret))
     }
 }

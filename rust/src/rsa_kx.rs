@@ -20,20 +20,15 @@ pub fn rejection_key(private_key_der: &[u8]) -> hmac::Key {
     hmac::Key::new(hmac::HMAC_SHA256, seed.as_ref())
 }
 
+/// The key is not RSA, or too small to carry a PKCS#1 v1.5 premaster block.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Error {
-    NotRsa,
-    WrongLength,
-}
+pub struct NotRsa;
 
 /// The 48-byte premaster for `ciphertext`, or its substitute when the block is malformed.
-pub fn premaster(key: &PrivateKey, kdk: &hmac::Key, ciphertext: &[u8], client_version: u16) -> Result<[u8; PREMASTER_LEN], Error> {
+pub fn premaster(key: &PrivateKey, kdk: &hmac::Key, ciphertext: &[u8], client_version: u16) -> Result<[u8; PREMASTER_LEN], NotRsa> {
     let k = key.rsa_size();
     if k < PREMASTER_LEN + 11 {
-        return Err(Error::NotRsa); // too small to carry a PKCS#1 v1.5 premaster block
-    }
-    if ciphertext.len() != k {
-        return Err(Error::WrongLength);
+        return Err(NotRsa);
     }
 
     // The substitute: client_version, then 46 bytes from HMAC(kdk, ciphertext), as RFC 5246
@@ -45,7 +40,11 @@ pub fn premaster(key: &PrivateKey, kdk: &hmac::Key, ciphertext: &[u8], client_ve
     substitute[2..34].copy_from_slice(t1.as_ref());
     substitute[34..].copy_from_slice(&t2.as_ref()[..14]);
 
-    // A ciphertext not below the modulus is public information: it gets the substitute too.
+    // A ciphertext of the wrong length, or not below the modulus, is public information: it
+    // gets the substitute too, and the handshake fails at Finished (RFC 5246 7.4.7.1).
+    if ciphertext.len() != k {
+        return Ok(substitute);
+    }
     let Some(em) = key.rsa_decrypt_raw(ciphertext) else {
         return Ok(substitute);
     };

@@ -277,12 +277,9 @@ class ExpectClientKeyExchange(State):
         else:
             exchange = ClientKeyExchange.decode(body)
             conn.info("read client key exchange")
-            try:
-                # Never fails for bad padding: a malformed block yields a substitute premaster,
-                # and the handshake fails at Finished like any wrong key (RFC 5246 7.4.7.1).
-                premaster = self.flight.credential.key.rsa_premaster(exchange.encrypted_premaster, self.flight.hello.client_version)
-            except ValueError:
-                raise TLSAlert(AlertDescription.decode_error, "EncryptedPreMasterSecret has the wrong length") from None
+            # Never fails: a malformed block, of any length, yields a substitute premaster, and
+            # the handshake fails at Finished like any wrong key (RFC 5246 7.4.7.1).
+            premaster = self.flight.credential.key.rsa_premaster(exchange.encrypted_premaster, self.flight.hello.client_version)
         suite = conn.suite
         session_hash = transcript_hash(suite, bytes(conn.transcript)) if conn.extended_master_secret else b""
         conn.master_secret = derive_master_secret(suite, premaster, conn.client_random, conn.server_random, session_hash)
