@@ -1526,3 +1526,70 @@ def test_a_bug_in_the_handshake_reaches_the_caller_as_sslerror(pki, monkeypatch)
     assert peer.value.reason == "TLSV1_ALERT_INTERNAL_ERROR"
     (error,) = raised
     assert isinstance(error, ssl.SSLError) and isinstance(error.__cause__, IndexError)
+
+
+# --------------------------------------------------------------------------------------------
+# ClientHello extensions a server must refuse (RFC 6066 3, RFC 7627 5.3)
+# --------------------------------------------------------------------------------------------
+
+
+def client_hello_with_extensions(body: bytes, change) -> bytes:
+    """A ClientHello body whose extensions list [(type, data)] is replaced by change(list)."""
+    pos = 2 + 32
+    pos += 1 + body[pos]  # session_id
+    pos += 2 + int.from_bytes(body[pos : pos + 2], "big")  # cipher_suites
+    pos += 1 + body[pos]  # compression_methods
+    exts, at, end = [], pos + 2, pos + 2 + int.from_bytes(body[pos : pos + 2], "big")
+    while at < end:
+        ext_type, length = struct.unpack_from("!HH", body, at)
+        exts.append((ext_type, body[at + 4 : at + 4 + length]))
+        at += 4 + length
+    encoded = b"".join(struct.pack("!HH", t, len(d)) + d for t, d in change(exts))
+    return body[:pos] + vec(encoded, 2)
+
+
+def server_name_extension(*names: tuple) -> bytes:
+    return vec(b"".join(bytes([name_type]) + vec(name, 2) for name_type, name in names), 2)
+
+
+BAD_HOST_NAMES = {
+    "nul": [(0, b"local\x00host")],
+    "control": [(0, b"local\x07host")],
+    "space": [(0, b"local host")],
+    "utf-8": [(0, "bücher.example".encode())],
+    "trailing-dot": [(0, b"localhost.")],
+    "empty-label": [(0, b"a..example")],
+    "long-label": [(0, b"a" * 64 + b".example")],
+    "two-host-names": [(0, b"localhost"), (0, b"other.example")],
+}
+
+
+def _with_server_name(pair, extension: bytes):
+    pair.client.start_handshake()
+    ((msg_type, body),) = split_handshake(b"".join(p for t, _, p in split_records(pair.take(pair.client))))
+    new = client_hello_with_extensions(body, lambda exts: [(t, extension if t == 0 else d) for t, d in exts])
+    return record(HANDSHAKE, handshake(msg_type, new))
+
+
+@pytest.mark.parametrize("names", list(BAD_HOST_NAMES.values()), ids=list(BAD_HOST_NAMES))
+def test_server_name_that_is_not_a_host_name(pki, names):
+    pair = Pair(pki.client_config(), pki.server_config())
+    expect_alert(pair, pair.server, _with_server_name(pair, server_name_extension(*names)), AD.illegal_parameter)
+
+
+@pytest.mark.parametrize("name", [b"localhost", b"a-b.example", b"_acme.example", b"x" * 63 + b".example", b"127.0.0.1"])
+def test_server_name_that_is_a_host_name(pki, name):
+    pair = Pair(pki.client_config(), pki.server_config())
+    pair.feed(pair.server, _with_server_name(pair, server_name_extension((0, name))))
+    assert pair.server.server_name == name.decode() and pair.server.failed is None
+
+
+def test_resumption_without_extended_master_secret_is_refused(pki, resumable):
+    """RFC 7627 5.3: a ClientHello resuming a session that had the extended master secret
+    without offering it again must abort the handshake (handshake_failure)."""
+    server_config, session = resumable
+    pair = Pair(pki.client_config(), server_config, session=session)
+    pair.client.start_handshake()
+    ((msg_type, body),) = split_handshake(b"".join(p for t, _, p in split_records(pair.take(pair.client))))
+    stripped = client_hello_with_extensions(body, lambda exts: [(t, d) for t, d in exts if t != 23])
+    expect_alert(pair, pair.server, record(HANDSHAKE, handshake(msg_type, stripped)), AD.handshake_failure)

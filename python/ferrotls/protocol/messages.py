@@ -413,8 +413,14 @@ def encode_server_name(host: str) -> bytes:
     return vec(b"\x00" + vec(name, 2), 2)
 
 
+# A DNS host name's characters: letters, digits, hyphens, and the underscores real names carry.
+_HOST_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
 def decode_server_name(data: bytes) -> Optional[str]:
-    """The host_name of a server_name extension (RFC 6066 section 3)."""
+    """The host_name of a server_name extension (RFC 6066 section 3): one name of each type; a
+    host_name is an ASCII DNS name without a trailing dot, labels of 1 to 63 letters, digits or
+    hyphens. Anything else is illegal_parameter."""
     r = Reader(data, "server_name")
     names = Reader(r.vector(2, minimum=1), "server_name")
     r.done()
@@ -424,13 +430,13 @@ def decode_server_name(data: bytes) -> Optional[str]:
         name_type = names.uint(1)
         name = names.vector(2, minimum=1)
         if name_type in seen:
-            raise decode_error("server_name lists a name type twice")
+            raise TLSAlert(AlertDescription.illegal_parameter, "server_name lists a name type twice")
         seen.add(name_type)
         if name_type == 0:
-            try:
-                host = name.decode("ascii")
-            except UnicodeDecodeError:
-                raise decode_error("server_name host_name is not ASCII") from None
+            labels = name.split(b".")
+            if len(name) > 253 or not all(0 < len(label) <= 63 and _HOST_NAME_BYTES.issuperset(label) for label in labels):
+                raise TLSAlert(AlertDescription.illegal_parameter, "server_name host_name is not a DNS host name")
+            host = name.decode("ascii")
     return host
 
 

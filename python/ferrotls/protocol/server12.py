@@ -104,7 +104,14 @@ class ExpectClientHello(State):
         conn.server_random = fresh[:32]
         conn.extended_master_secret = ems
         conn.session_offered = bool(hello.session_id or ticket)
-        session = _find_session(conn, hello, ticket) if ems else None
+        session = _find_session(conn, hello, ticket)
+        if session is not None and not ems:
+            if ExtensionType.extended_master_secret not in exts:
+                # RFC 7627 5.3: resuming an extended-master-secret session without the
+                # extension aborts the handshake.
+                raise TLSAlert(AlertDescription.handshake_failure, "resumption without extended master secret",
+                               reason="INCONSISTENT_EXTMS")
+            session = None  # ours is off: a full handshake
         def plan(suite):
             return _key_exchange_plan(config, suite, client_groups, client_schemes)
 
