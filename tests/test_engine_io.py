@@ -1134,3 +1134,25 @@ def test_trickling_record_times_out_a_read(impl, pki, sockets, background):
         stop.set()
         future.result(IO_TIMEOUT)
     assert TRICKLE_TIMEOUT * 0.9 < took < TRICKLE_TIMEOUT * 1.5, took
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_reads_of_nothing_and_negative_sizes(impl, pki, sockets, background):
+    """recv(0) is b"", recv_into an empty buffer is 0, both at once, without waiting for data;
+    recv(-1) is ValueError: as the stdlib."""
+    client_sock, server_sock = sockets.pair()
+
+    def serve():
+        with hang_up_on_error(server_sock):
+            tls = server_ctx("stdlib", pki).wrap_socket(server_sock, server_side=True)
+            return tls.recv(1)
+
+    future = background(serve)
+    tls = sockets.track(client_ctx(impl, pki).wrap_socket(client_sock, server_hostname="localhost"))
+    assert tls.recv(0) == b""
+    assert tls.recv_into(bytearray()) == 0
+    assert tls.recv_into(bytearray(), 0) == 0
+    with pytest.raises(ValueError, match="size should not be negative"):
+        tls.recv(-1)
+    tls.sendall(b"!")
+    assert future.result(IO_TIMEOUT) == b"!"

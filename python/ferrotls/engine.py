@@ -217,13 +217,15 @@ class Engine(_core.EngineBase):
         """read() (in the base) where its hot path does not serve: up to n bytes of
         application data (into `buffer` if given: returns the count); b"" (0) once the peer's
         data has ended."""
+        if buffer is None and n < 0:
+            raise ValueError("size should not be negative")  # as CPython's _ssl
         if self.conn is None or not self.conn.handshake_complete:
             self.do_handshake()
         if buffer is not None:
             target = buffer if type(buffer) is bytearray else memoryview(buffer).cast("B")
             n = min(n, len(target)) if n > 0 else len(target)
-        elif n <= 0:
-            return b""
+        if n == 0:
+            return 0 if buffer is not None else b""
         with self._read_lock:
             try:
                 if self._wstart != self._wend or self.conn.has_output:
