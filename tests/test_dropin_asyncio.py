@@ -360,8 +360,10 @@ async def _subprocess(*args: str, input: bytes = b"", timeout: float = 20.0):
                          ids=["curl-defaults", "rsa-kx"])
 def test_start_server_answers_curl(pki, quiet_asyncio, ciphers, suite):
     """curl with its own cipher list (ECDHE first: the server's first choice wins), and limited
-    to a suite with the RSA key exchange."""
+    to a suite with the RSA key exchange, which the server then allows too (set_ciphers)."""
     ctx = server_context("ferrotls", pki.server.cert_path, pki.server.key_path)
+    if ciphers:
+        ctx.set_ciphers(f"ECDHE+AESGCM:{ciphers}")
 
     async def main():
         async with AsyncHTTPServer(ctx) as server:
@@ -390,6 +392,8 @@ def test_start_server_answers_curl(pki, quiet_asyncio, ciphers, suite):
                          ids=["s_client-defaults", "rsa-kx"])
 def test_start_server_answers_openssl_s_client(pki, quiet_asyncio, ciphers, suite):
     ctx = server_context("ferrotls", pki.server.cert_path, pki.server.key_path)
+    if ciphers:
+        ctx.set_ciphers(f"ECDHE+AESGCM:{ciphers}")  # the RSA key exchange, allowed when asked for
 
     async def main():
         async with AsyncHTTPServer(ctx) as server:

@@ -1462,3 +1462,16 @@ def test_contexts_shared_by_many_threads(pki, thread_servers):
     stats = server_ctx.session_stats()
     assert (stats["accept"], stats["accept_good"], stats["hits"]) == (50, 50, 40)
     assert client_ctx.session_stats()["connect_good"] == 50
+
+
+@pytest.mark.parametrize("protocol", [ssl.PROTOCOL_TLS_CLIENT, ssl.PROTOCOL_TLS_SERVER], ids=["client", "server"])
+def test_default_ciphers_are_the_stdlibs(protocol):
+    """By default a context offers the stdlib's TLS 1.2 suites in the stdlib's order (forward
+    secret, no RSA key exchange, no SHA-1), less the finite-field DHE ones ferrotls does not
+    implement; set_ciphers() reaches the RSA key exchange."""
+    stdlib = [c["name"] for c in ssl.SSLContext(protocol).get_ciphers()
+              if c["protocol"] == "TLSv1.2" and not c["name"].startswith("DHE-")]
+    ours = ferrotls.SSLContext(protocol)
+    assert [c["name"] for c in ours.get_ciphers()] == stdlib
+    ours.set_ciphers("AES128-GCM-SHA256")
+    assert [c["name"] for c in ours.get_ciphers()] == ["AES128-GCM-SHA256"]

@@ -11,9 +11,10 @@ Everything runs over 127.0.0.1 with ephemeral ports and the trustme PKI of conft
   ``openssl s_client`` and urlopen, and surviving clients that misbehave;
 - mutual TLS with curl's client certificates.
 
-ferrotls speaks TLS 1.2, with ECDHE and with RSA key exchange. Its client and server choose
-ECDHE-RSA-AES256-GCM-SHA384 with our RSA certificate; peers limited to RSA key exchange
-(RSA_KX_CIPHERS: the stdlib http.server, curl and s_client where named) check that path too.
+ferrotls speaks TLS 1.2, with ECDHE and with RSA key exchange. By default it offers what the
+stdlib does (ECDHE only), so its client and server choose ECDHE-RSA-AES256-GCM-SHA384 with our
+RSA certificate; the RSA key exchange, when both sides ask for it (RSA_KX_CIPHERS: a stdlib
+http.server, curl and s_client where named), is checked too.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def ferro_server_context(cert_path: str, key_path: str) -> ferrotls.SSLContext:
     return ctx
 
 
-def stdlib_server_context(cert_path: str, key_path: str, ciphers: Optional[str] = RSA_KX_CIPHERS) -> ssl.SSLContext:
+def stdlib_server_context(cert_path: str, key_path: str, ciphers: Optional[str] = None) -> ssl.SSLContext:
     """TLS 1.2 with the given suites (None: the stdlib's default ones)."""
     ctx = ORIGINALS["ssl.SSLContext"](ssl.PROTOCOL_TLS_SERVER)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -206,16 +207,24 @@ def ferro_https(pki, https_server) -> HTTPSServer:
 
 
 @pytest.fixture
-def stdlib_https(pki, https_server) -> HTTPSServer:
-    """A stdlib `ssl` http.server (OpenSSL), limited to suites with RSA key exchange: a stdlib
-    client with default settings offers none of them, so only ferrotls can talk to it."""
-    return https_server(stdlib_server_context(pki.server.cert_path, pki.server.key_path, "AES128-GCM-SHA256"))
+def ferro_rsa_kx_https(pki, https_server) -> HTTPSServer:
+    """A ferrotls http.server that also allows the RSA key exchange (set_ciphers)."""
+    ctx = ferro_server_context(pki.server.cert_path, pki.server.key_path)
+    ctx.set_ciphers(f"ECDHE+AESGCM:{RSA_KX_CIPHERS}")
+    return https_server(ctx)
 
 
 @pytest.fixture
-def stdlib_default_https(pki, https_server) -> HTTPSServer:
-    """A stdlib `ssl` http.server with the stdlib's default suites (ECDHE only, for TLS 1.2)."""
+def stdlib_https(pki, https_server) -> HTTPSServer:
+    """A stdlib `ssl` http.server (OpenSSL) with the stdlib's default suites (ECDHE only, for
+    TLS 1.2); the tests count engines to see that the client side ran on ferrotls."""
     return https_server(stdlib_server_context(pki.server.cert_path, pki.server.key_path, None))
+
+
+@pytest.fixture
+def stdlib_rsa_kx_https(pki, https_server) -> HTTPSServer:
+    """A stdlib `ssl` http.server limited to a suite with RSA key exchange."""
+    return https_server(stdlib_server_context(pki.server.cert_path, pki.server.key_path, "AES128-GCM-SHA256"))
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +294,7 @@ def session_with(ctx) -> requests.Session:
 
 
 def run_curl(port: int, *args: str, path: str = "/curl",
-             ciphers: Optional[str] = "AES128-GCM-SHA256") -> subprocess.CompletedProcess:
+             ciphers: Optional[str] = None) -> subprocess.CompletedProcess:
     """curl limited to TLS 1.2 and `ciphers` (None: curl's own list)."""
     cmd = [CURL, "-sS", "--max-time", str(int(TIMEOUT)), "--tls-max", "1.2", *(["--ciphers", ciphers] if ciphers else []),
            "--resolve", f"localhost:{port}:{HOST}", *args, f"https://localhost:{port}{path}"]
@@ -304,7 +313,6 @@ def client_hello_bytes() -> bytes:
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     ctx = ORIGINALS["ssl.SSLContext"](ssl.PROTOCOL_TLS_CLIENT)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers(RSA_KX_CIPHERS)
     obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
     with pytest.raises(ssl.SSLWantReadError):
         obj.do_handshake()
@@ -345,15 +353,22 @@ def inject():
 # --------------------------------------------------------------------------------------------
 
 
-# What a ferrotls client negotiates with each server: the stdlib one is limited to AES128-GCM-SHA256
-# (RSA key exchange), the others keep their defaults.
-NEGOTIATED = {"ferro": DEFAULT_SUITE, "stdlib": "AES128-GCM-SHA256", "stdlib_default": DEFAULT_SUITE}
+# What a ferrotls client with its defaults negotiates with each server (its defaults too), and
+# with a stdlib server limited to the RSA key exchange once it allows that too.
+NEGOTIATED = {"ferro": DEFAULT_SUITE, "stdlib": DEFAULT_SUITE, "stdlib_rsa_kx": "AES128-GCM-SHA256"}
 
 
-@pytest.mark.parametrize("server_kind", ["ferro", "stdlib", "stdlib_default"])
+def suited(ctx, server_kind: str):
+    """ctx, allowing the RSA key exchange too for the server limited to it."""
+    if server_kind == "stdlib_rsa_kx":
+        ctx.set_ciphers(f"ECDHE+AESGCM:{RSA_KX_CIPHERS}")
+    return ctx
+
+
+@pytest.mark.parametrize("server_kind", ["ferro", "stdlib", "stdlib_rsa_kx"])
 def test_http_client_get(server_kind, pki, request):
     server: HTTPSServer = request.getfixturevalue(f"{server_kind}_https")
-    ctx = ferro_client_context(pki.server_ca_path)
+    ctx = suited(ferro_client_context(pki.server_ca_path), server_kind)
     conn = http.client.HTTPSConnection("localhost", server.port, context=ctx, timeout=TIMEOUT)
     try:
         conn.request("GET", "/http-client")
@@ -372,10 +387,10 @@ def test_http_client_get(server_kind, pki, request):
     assert seen["ferrotls"] is (server_kind == "ferro")
 
 
-@pytest.mark.parametrize("server_kind", ["ferro", "stdlib", "stdlib_default"])
+@pytest.mark.parametrize("server_kind", ["ferro", "stdlib", "stdlib_rsa_kx"])
 def test_urlopen_with_context(server_kind, pki, request):
     server: HTTPSServer = request.getfixturevalue(f"{server_kind}_https")
-    ctx = ferrotls.create_default_context(cafile=pki.server_ca_path)
+    ctx = suited(ferrotls.create_default_context(cafile=pki.server_ca_path), server_kind)
     assert type(ctx) is ferrotls.SSLContext
     with urllib.request.urlopen(server.url("/urlopen"), context=ctx, timeout=TIMEOUT) as resp:
         assert resp.status == 200
@@ -529,7 +544,7 @@ def test_inject_requests_get(pki, stdlib_https, inject, engine_count):
     resp = requests.get(stdlib_https.url("/injected-requests"), verify=pki.server_ca_path, timeout=TIMEOUT)
     assert resp.status_code == 200 and resp.text == "hello /injected-requests"
     assert len(engine_count) == 1
-    assert stdlib_https.seen[0]["cipher"][0] == "AES128-GCM-SHA256"
+    assert stdlib_https.seen[0]["cipher"][0] == DEFAULT_SUITE
 
 
 def test_inject_urlopen(pki, stdlib_https, inject, engine_count):
@@ -547,7 +562,7 @@ def test_inject_urlopen(pki, stdlib_https, inject, engine_count):
                 assert resp.read() == b"hello /injected-cafile"
         assert len(engine_count) == 2
         assert isinstance(engine_count[1].context, ferrotls.SSLContext)
-    assert {s["cipher"][0] for s in stdlib_https.seen} == {"AES128-GCM-SHA256"}
+    assert {s["cipher"][0] for s in stdlib_https.seen} == {DEFAULT_SUITE}
 
 
 def test_inject_http_client_default_context(pki, stdlib_https, inject, engine_count, monkeypatch):
@@ -578,7 +593,7 @@ def test_inject_httpx(pki, stdlib_https, inject, engine_count):
     resp = httpx.get(stdlib_https.url("/injected-httpx-ctx"), verify=ctx, timeout=TIMEOUT)
     assert resp.status_code == 200 and resp.text == "hello /injected-httpx-ctx"
     assert engine_count[1].context is ctx
-    assert {s["cipher"][0] for s in stdlib_https.seen} == {"AES128-GCM-SHA256"}
+    assert {s["cipher"][0] for s in stdlib_https.seen} == {DEFAULT_SUITE}
 
 
 def test_inject_httpx_unknown_ca(pki, stdlib_https, inject):
@@ -656,7 +671,8 @@ def test_inject_new_context_setters(inject):
     assert ctx.options & ssl.OP_NO_TICKET
 
 
-def test_extract_restores_originals(pki, stdlib_https):
+def test_extract_restores_originals(pki, stdlib_rsa_kx_https):
+    stdlib_https = stdlib_rsa_kx_https
     try:
         ferrotls.inject_into_ssl()
         patched = current_patch_points()
@@ -671,7 +687,7 @@ def test_extract_restores_originals(pki, stdlib_https):
     for name, original in ORIGINALS.items():
         assert current_patch_points()[name] is original, name
     # Back on OpenSSL: a default stdlib client offers no RSA key exchange, so it cannot reach
-    # this server (whereas ferrotls could).
+    # this server (as a default ferrotls client cannot either).
     ctx = ssl.create_default_context(cafile=pki.server_ca_path)
     assert type(ctx) is ORIGINALS["ssl.SSLContext"]
     assert not isinstance(urllib3.util.ssl_.create_urllib3_context(), ferrotls.SSLContext)
@@ -689,19 +705,22 @@ def test_extract_restores_originals(pki, stdlib_https):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ciphers, expected", [("AES128-GCM-SHA256", "AES128-GCM-SHA256"), (None, DEFAULT_SUITE)],
+@pytest.mark.parametrize("server, ciphers, expected", [("ferro_rsa_kx_https", "AES128-GCM-SHA256", "AES128-GCM-SHA256"),
+                                                      ("ferro_https", None, DEFAULT_SUITE)],
                          ids=["rsa-kx", "curl-defaults"])
-def test_http_server_answers_curl(pki, ferro_https, ciphers, expected):
-    run = run_curl(ferro_https.port, "--cacert", pki.server_ca_path, "-w", "\n%{http_code}", path="/by-curl",
+def test_http_server_answers_curl(pki, request, server, ciphers, expected):
+    https = request.getfixturevalue(server)
+    run = run_curl(https.port, "--cacert", pki.server_ca_path, "-w", "\n%{http_code}", path="/by-curl",
                    ciphers=ciphers)
     assert run.returncode == 0, run.stderr
     assert run.stdout == "hello /by-curl\n200"
-    [seen] = ferro_https.seen
+    [seen] = https.seen
     assert seen["cipher"][0] == expected and seen["ferrotls"]
     assert seen["peercert"] is None  # no client certificate asked for
 
 
-def test_http_server_answers_openssl_s_client(pki, ferro_https, s_client):
+def test_http_server_answers_openssl_s_client(pki, ferro_rsa_kx_https, s_client):
+    ferro_https = ferro_rsa_kx_https
     run = s_client(ferro_https.port, "-cipher", "AES128-GCM-SHA256", "-servername", "localhost",
                    "-verify_hostname", "localhost", "-verify_return_error", "-ign_eof",
                    input=b"GET /by-s-client HTTP/1.0\r\nHost: localhost\r\n\r\n")

@@ -32,6 +32,10 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+# CPython's default cipher string (Modules/_ssl.c, PY_SSL_DEFAULT_CIPHER_STRING): forward-secret
+# AEAD and SHA-2 suites only, no RSA key exchange, no SHA-1. set_ciphers() reaches the others.
+DEFAULT_CIPHERS = "@SECLEVEL=2:ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:DHE+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"
+
 class SSLContext(ssl.SSLContext):
     """A drop-in `ssl.SSLContext` whose connections run on ferrotls."""
 
@@ -46,7 +50,7 @@ class SSLContext(ssl.SSLContext):
         self._verify_flags = ssl.VerifyFlags(super().verify_flags)
         self._trust = TrustStore()
         self._credentials: List[Credential] = []
-        self._suites: List[CipherSuite] = list(TLS12_SUITES)
+        self._suites: List[CipherSuite] = select_ciphers(DEFAULT_CIPHERS)
         self._alpn: List[bytes] = []
         self._sni_callback: Optional[Callable] = None
         self._keylog_filename: Optional[str] = None
