@@ -357,3 +357,31 @@ def test_asyncio_server_handshake_timeout(impl, pki):
 
     took, handled = asyncio.run(main())
     assert not handled and 0.4 < took < 2.0, took
+
+
+@pytest.mark.parametrize("behaviour", ["raises", "returns-a-str"])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_sni_callback_failure_goes_to_the_unraisable_hook(impl, behaviour, pki, monkeypatch):
+    """An exception from the server name callback, or a return value that is not an int, is
+    reported to sys.unraisablehook (exception type and object as CPython gives them), and the
+    handshake fails with CALLBACK_FAILED."""
+    import sys
+
+    def callback(sock, name, ctx):
+        if behaviour == "raises":
+            raise ZeroDivisionError("in the callback")
+        return "not an alert"
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: reported.append(unraisable))
+    server = context(impl, server=True)
+    server.load_cert_chain(pki.server.cert_path, pki.server.key_path)
+    server.sni_callback = callback
+    client = context("stdlib", server=False)
+    client.load_verify_locations(pki.server_ca_path)
+    assert handshake(server, client)["server"] == ("SSLError", "CALLBACK_FAILED")
+    (unraisable,) = reported
+    if behaviour == "raises":
+        assert unraisable.exc_type is ZeroDivisionError and unraisable.object is callback
+    else:
+        assert unraisable.exc_type is TypeError and unraisable.object == "not an alert"

@@ -5,12 +5,27 @@ what the handshake established."""
 from __future__ import annotations
 
 import ssl
+import sys
+import traceback
+import types
 import weakref
 from typing import List, Optional, Tuple
 
 from . import sslerrors
 from .engine import Engine
 from .protocol import AlertDescription, Connection, Session, TLSAlert
+
+
+def _report_unraisable(exc: BaseException, obj) -> None:
+    """An exception nobody can catch (raised by a callback during the handshake), reported as
+    CPython's PyErr_WriteUnraisable does: to sys.unraisablehook, whose default prints it."""
+    hook = sys.unraisablehook
+    if hook is sys.__unraisablehook__:
+        print(f"Exception ignored in: {obj!r}", file=sys.stderr)
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    else:
+        hook(types.SimpleNamespace(exc_type=type(exc), exc_value=exc, exc_traceback=exc.__traceback__,
+                                   err_msg=None, object=obj))
 
 
 class SSLSession:
@@ -138,12 +153,16 @@ class SSLEngine(Engine):
         before = self._context
         try:
             result = callback(self.owner, server_name, before) if callback is not None else None
-        except Exception:
+        except Exception as e:
+            _report_unraisable(e, callback)
             raise TLSAlert(AlertDescription.handshake_failure, sslerrors.CALLBACK_FAILED) from None
         if result is not None:
             # As CPython's _servername_callback: an int is the alert to send, which OpenSSL sends
-            # only if it is one it knows (else none); anything else is internal_error.
+            # only if it is one it knows (else none); anything else is reported and is
+            # internal_error.
             if not isinstance(result, int):
+                error = TypeError(f"'{type(result).__name__}' object cannot be interpreted as an integer")
+                _report_unraisable(error, result)
                 raise TLSAlert(AlertDescription.internal_error, sslerrors.CALLBACK_FAILED)
             try:
                 description = AlertDescription(result)
