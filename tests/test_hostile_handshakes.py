@@ -229,7 +229,7 @@ def test_get_server_certificate_of_a_broken_certificate(broken, pki):
     thread = threading.Thread(target=serve)
     thread.start()
     for get in (ssl.get_server_certificate, ferrotls.get_server_certificate):
-        results.append(outcome(lambda: get(listener.getsockname(), timeout=IO_TIMEOUT)))
+        results.append(outcome(lambda: get(listener.getsockname())))  # (3.9's has no timeout)
     thread.join(IO_TIMEOUT)
     listener.close()
     assert results == [NO_KEY, NO_KEY]
@@ -248,14 +248,18 @@ def test_sni_callback_returning_any_value(impl, value, pki):
     client = context("stdlib", server=False)
     client.load_verify_locations(pki.server_ca_path)
     result = handshake(server, client)
+    # No alert for 999 and -1: the connection just ends, which the client's OpenSSL reports as
+    # an EOF (3.0) or a clean close (1.1.1, under Python 3.9).
+    ended = {("SSLEOFError", "UNEXPECTED_EOF_WHILE_READING"), ("SSLZeroReturnError", None)}
     expected_client = {
-        ssl.ALERT_DESCRIPTION_ACCESS_DENIED: ("SSLError", "TLSV1_ALERT_ACCESS_DENIED"),
-        115: ("SSLError", None),  # a received unknown_psk_identity: CPython has no name for it
-        999: ("SSLEOFError", "UNEXPECTED_EOF_WHILE_READING"),
-        -1: ("SSLEOFError", "UNEXPECTED_EOF_WHILE_READING"),
-        "not an alert": INTERNAL_ERROR_ALERT,
+        ssl.ALERT_DESCRIPTION_ACCESS_DENIED: {("SSLError", "TLSV1_ALERT_ACCESS_DENIED")},
+        115: {("SSLError", None)},  # a received unknown_psk_identity: CPython has no name for it
+        999: ended,
+        -1: ended,
+        "not an alert": {INTERNAL_ERROR_ALERT},
     }[value]
-    assert result == {"server": ("SSLError", "CALLBACK_FAILED"), "client": expected_client}
+    assert result["server"] == ("SSLError", "CALLBACK_FAILED")
+    assert result["client"] in expected_client, result
 
 
 @pytest.mark.parametrize("impl", IMPLS)
