@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ferrotls import _core
-from ferrotls.protocol import TLS12_SUITES, Connection, PeerAlert, TLSAlert, TLSConfig
+from ferrotls.protocol import TLS12_SUITES, Connection, PeerAlert, TLSAlert
 from ferrotls.x509 import TrustStore, verify_chain
 from ferrotls.x509.path import CertificateVerifyError
 

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from .protocol import SessionCache, TicketKeys, TLSConfig
-from .protocol.suites import TLS12_SUITES, CipherSuite, select_ciphers
+from .protocol.suites import CipherSuite, select_ciphers
 from .x509.keystore import Credential, load_credential, ssl_error
 from .x509.path import Policy
 from .x509.store import TrustStore
