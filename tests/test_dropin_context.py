@@ -1475,3 +1475,10 @@ def test_default_ciphers_are_the_stdlibs(protocol):
     assert [c["name"] for c in ours.get_ciphers()] == stdlib
     ours.set_ciphers("AES128-GCM-SHA256")
     assert [c["name"] for c in ours.get_ciphers()] == ["AES128-GCM-SHA256"]
+
+
+def test_has_tlsv1_3_tells_the_truth():
+    """ferrotls speaks TLS 1.2 only for now: its HAS_TLSv1_3 says so (the stdlib's describes
+    the stdlib's OpenSSL), and TLS 1.2 is there."""
+    assert ferrotls.HAS_TLSv1_3 is False
+    assert ferrotls.HAS_TLSv1_2 is True

@@ -22,6 +22,9 @@ from .inject import extract_from_ssl, inject_into_ssl  # noqa: F401
 
 __version__ = "0.1.0"
 
+# What ferrotls speaks (the stdlib's own flags describe its OpenSSL): TLS 1.2, not yet TLS 1.3.
+HAS_TLSv1_3 = False
+
 
 def create_default_context(purpose=Purpose.SERVER_AUTH, *, cafile=None, capath=None, cadata=None) -> SSLContext:
     """As ssl.create_default_context: a client context that verifies the server and its name,
