@@ -256,8 +256,17 @@ def chain(pki):
     return leaf_der, inter_der, store
 
 
+def _year_zero(der: bytes) -> bytes:
+    """notAfter's GeneralizedTime 3000-01-01 made year 0000 (a flip a long run found)."""
+    return der.replace(b"\x18\x0f30000101000000Z", b"\x18\x0f00000101000000Z", 1)
+
+
 @SETTINGS
 @given(which=st.sampled_from(["leaf", "intermediate"]), mutation=mutations())
+# Found by a long run: a validity time of year 0 is well-formed DER that Python's datetime
+# cannot hold; it raised ValueError out of verify_chain.
+@example(which="leaf", mutation=("year-0", _year_zero))
+@example(which="intermediate", mutation=("year-0", _year_zero))
 def test_mutated_certificate_through_path_validation(chain, which, mutation):
     leaf, inter, store = chain
     _, mutate = mutation

@@ -374,10 +374,17 @@ class _Validation:
             if tag not in (UTC_TIME, GENERALIZED_TIME) or len(text) != (15 if generalized else 13) \
                     or (generalized and 1950 <= int(text[:4]) < 2050):
                 raise _Fail(code, "validity time not encoded as RFC 5280 4.1.2.5 requires")
-        if self.moment < c.cert.not_valid_before_utc:
-            raise _Fail(9, f"not valid before {c.cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
-        if self.moment > c.cert.not_valid_after_utc:
-            raise _Fail(10, f"expired at {c.cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
+        bounds = []
+        for field, code in (("not_valid_before_utc", 13), ("not_valid_after_utc", 14)):
+            try:
+                bounds.append(getattr(c.cert, field))
+            except ValueError:  # a well-formed time Python cannot hold: year 0
+                raise _Fail(code, "validity time out of range") from None
+        not_before, not_after = bounds
+        if self.moment < not_before:
+            raise _Fail(9, f"not valid before {not_before:%Y-%m-%d %H:%M:%S} UTC")
+        if self.moment > not_after:
+            raise _Fail(10, f"expired at {not_after:%Y-%m-%d %H:%M:%S} UTC")
 
     def public_key(self, c: _Cert, ca: bool) -> None:
         """CABF 6.1.5 and 7.1.3.1: RSA of at least 2048 bits, a multiple of 8, or ECDSA on P-256,
